@@ -1,0 +1,55 @@
+# The two set-up commands of the README: `make run` and `make test`.
+# Everything is installed from the lock files into ./.venv; only Python >= 3.11 and make are needed.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CONFIG ?= examples/monitor.toml
+PYTEST_ARGS ?=
+
+.PHONY: run test lint typecheck pytest bench bench-json lock clean demo
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+
+$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . || $(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.test: requirements-test.lock pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-test.lock
+	touch $@
+
+run: $(VENV)/.runtime
+	mkdir -p var
+	$(BIN)/monitor run --config $(CONFIG)
+
+demo: $(VENV)/.runtime
+	$(BIN)/monitor demo
+
+lint: $(VENV)/.test
+	$(BIN)/ruff check monitor tests bench
+	$(BIN)/ruff format --check monitor
+
+typecheck: $(VENV)/.test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.test
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: $(VENV)/.test
+	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
+
+bench-json: $(VENV)/.test
+	$(BIN)/python -m bench --json $(if $(ONLY),--only $(ONLY))
+
+# Re-resolve the pins (needs the `uv` tool; the result is plain pip requirements with hashes).
+lock:
+	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements.lock
+	uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements-test.lock
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
