@@ -1,0 +1,1 @@
+"""news-monitor benchmarks: `make bench` / `make bench-json [ONLY=prefix]`."""
