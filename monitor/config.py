@@ -160,9 +160,7 @@ class EmailChannelConfig(_ChannelBase):
         return self._password
 
 
-ChannelConfig = Annotated[
-    WebhookChannelConfig | EmailChannelConfig, Field(discriminator="type")
-]
+ChannelConfig = Annotated[WebhookChannelConfig | EmailChannelConfig, Field(discriminator="type")]
 
 
 class RoutesConfig(_Strict):
@@ -170,7 +168,7 @@ class RoutesConfig(_Strict):
 
 
 def _default_backoff() -> list[float]:
-    # Modelled on the Standard Webhooks example schedule: immediately, 5s, 5m, 30m, 2h, 5h, 10h, 10h.
+    # After the first attempt: 5s, 5m, 30m, 2h, 5h, 10h, 10h (the Standard Webhooks example).
     return [5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0]
 
 
@@ -241,8 +239,9 @@ class Config(_Strict):
             if dupes:
                 problems.append(f"duplicate {kind} name(s): {', '.join(dupes)}")
         known = {c.name for c in self.channels}
+        listed = ", ".join(sorted(known)) or "none"
         problems += [
-            f"routes.default: unknown channel {name!r} (known: {', '.join(sorted(known)) or 'none'})"
+            f"routes.default: unknown channel {name!r} (known: {listed})"
             for name in self.routes.default
             if name not in known
         ]
@@ -270,7 +269,11 @@ class Config(_Strict):
         """The storage URL with a relative SQLite path resolved against the config folder."""
         url = self.storage.url
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        if (
+            url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and url != "sqlite:///:memory:"
+        ):
             return prefix + str(self.resolved_path(url[len(prefix) :]))
         return url
 
@@ -320,7 +323,12 @@ def _resolve_secrets(config: Config, file: str) -> list[Problem]:
                 ch._secrets = tuple(s for s in (cur, prev) if s is not None)
             else:
                 ch._password = _read_secret(
-                    None, ch.password_env, ch.password_file, base=base, required=False, key="password"
+                    None,
+                    ch.password_env,
+                    ch.password_file,
+                    base=base,
+                    required=False,
+                    key="password",
                 )
                 if ch._password is not None and not ch.username:
                     raise ValueError("username: required when a password is given")

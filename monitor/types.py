@@ -16,7 +16,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-frozen = dataclass(frozen=True, slots=True, kw_only=True)
 
 
 class FeedStatus(StrEnum):
@@ -25,7 +24,7 @@ class FeedStatus(StrEnum):
     DISABLED = "disabled"  # removed from the configuration or disabled by an operator
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FeedState:
     """What the store knows about one feed; the input of a poll."""
 
@@ -46,7 +45,7 @@ class FeedState:
     avg_new_interval: float | None = None  # observed seconds between new items (adaptive polling)
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FetchResult:
     """The outcome of one successful HTTP exchange with a feed (errors raise FetchError)."""
 
@@ -64,7 +63,7 @@ class FetchResult:
     elapsed: float = 0.0  # seconds
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RawItem:
     """One feed entry as the parser read it, before normalisation."""
 
@@ -82,7 +81,7 @@ class RawItem:
     categories: tuple[str, ...] = ()
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ParsedFeed:
     """A feed document: its own metadata and its entries."""
 
@@ -95,7 +94,7 @@ class ParsedFeed:
     warning: str | None = None  # set when the feed was malformed but still readable ("bozo")
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Article:
     """A normalised article: the unit that is de-duplicated, scored and alerted on."""
 
@@ -115,7 +114,7 @@ class Article:
     story_id: str = ""  # id of the first article of this story; equals id for a new story
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TermHit:
     """Evidence: one term matched in one field at character offsets [start, end)."""
 
@@ -126,7 +125,7 @@ class TermHit:
     matched: str  # the text actually matched
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RuleMatch:
     """A rule decided that an article matches, with its score and evidence."""
 
@@ -140,7 +139,7 @@ class RuleMatch:
     explanation: Mapping[str, Any] | None = None  # filled only when asked (--explain)
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Scored:
     """An article with its classifier probabilities and the rules it matched."""
 
@@ -156,7 +155,7 @@ class DeliveryState(StrEnum):
     DEAD = "dead"  # permanent failure or attempts exhausted; listed and replayable
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Alert:
     """A stored alert: unique per (rule, story)."""
 
@@ -172,7 +171,7 @@ class Alert:
     classifier: float | None = None
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Delivery:
     """One outbox row: an alert (or a digest of alerts) for one channel."""
 
@@ -189,7 +188,7 @@ class Delivery:
     alert_ids: tuple[str, ...] = field(default_factory=tuple)
 
 
-@frozen
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Receipt:
     """What one delivery attempt achieved (failures raise DeliveryError)."""
 
