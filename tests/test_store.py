@@ -6,11 +6,12 @@ import threading
 
 import pytest
 
-from factories import alert, article, at, delivery
 from monitor.config import FeedConfig
 from monitor.errors import MigrationError, StoreError
 from monitor.store import DeliveryOutcome, PollRecord, Store, open_store
 from monitor.types import DeliveryState, FeedStatus
+
+from factories import alert, article, at, delivery
 
 
 def feeds(*names: str) -> list[FeedConfig]:
@@ -88,7 +89,8 @@ def test_an_alert_is_stored_once_per_rule_and_story_with_its_delivery(store: Sto
     store.sync_feeds(feeds("a"), at(0))
     (f,) = store.claim_due_feeds("me", at(0), limit=1, lease=30)
     a1 = alert(1)
-    res = poll(store, f.feed_id, articles=(article(1),), alerts=(a1,), deliveries=(delivery(a1.id),))
+    d1 = delivery(a1.id)
+    res = poll(store, f.feed_id, articles=(article(1),), alerts=(a1,), deliveries=(d1,))
     assert res.alerts == (a1.id,) and res.deliveries == (delivery(a1.id).id,)  # type: ignore[attr-defined]
     # the same story through a syndicated copy: new article, same story id -> no second alert
     copy_alert = alert(2, story="art-1")
