@@ -1,0 +1,281 @@
+"""Rules compiled once into one matcher: RE2 sets per field, then only candidate rules.
+
+Every distinct term (after inflection) and regex of every rule becomes an *atom*, scoped to its
+fields. Per field one ``re2.Set`` holds the atoms of that field, so one pass over each field's text
+tells which atoms occur. Only *candidate* rules are then evaluated: the rules with at least one
+of their positive atoms present, plus the few that can match without any term (for example
+classifier-only rules). Character offsets are computed only for the atoms of matched rules (and for
+``near`` conditions, which need them). See docs/rules.md for the language and the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import re2
+
+from monitor.inflect import fold, folded_body, parse_term, set_pattern
+from monitor.matchnodes import (
+    Atom,
+    Context,
+    Node,
+    compile_group,
+    needs_term,
+    positive_atoms,
+)
+from monitor.rulespec import DEFAULT_FIELDS, Rule
+from monitor.types import Article, RuleMatch, TermHit
+
+FIELDS = ("title", "text", "url", "source", "tags")
+MAX_HITS = 50  # evidence kept per rule
+
+
+def _options(*, longest: bool = False) -> Any:
+    options = re2.Options()
+    options.case_sensitive = False
+    options.log_errors = False
+    options.longest_match = longest
+    # A set's DFA must not run out of memory: RE2 would then report no match at all.
+    options.max_mem = 1 << 30
+    return options
+
+
+def field_texts(article: Article) -> dict[str, str]:
+    return {
+        "title": article.title,
+        "text": article.text,
+        "url": article.url,
+        "source": article.source,
+        "tags": "\n".join((*article.tags, *article.categories)),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    rule: Rule
+    root: Node | None
+    weights: tuple[tuple[int, float], ...]
+    threshold: float
+    positives: frozenset[int]
+    labels: Mapping[int, str]
+    feed_names: frozenset[str]
+    feed_tags: frozenset[str]
+
+    def applies_to(self, article: Article) -> bool:
+        if not self.feed_names and not self.feed_tags:
+            return True
+        return article.source in self.feed_names or not self.feed_tags.isdisjoint(article.tags)
+
+    def evidence(self, ctx: Context) -> float:
+        return sum(w for atom, w in self.weights if atom in ctx.matched)
+
+    def decide(self, ctx: Context) -> bool:
+        if self.root is not None and not self.root.ev(ctx):
+            return False
+        return not self.weights or self.evidence(ctx) >= self.threshold
+
+    def score(self, ctx: Context) -> tuple[float, float | None]:
+        """(score in [0, 1], the classifier probability that counted)."""
+        if self.weights:
+            strength = min(1.0, max(0.0, self.evidence(ctx) / (2 * self.threshold)))
+        else:
+            k = len(self.positives & ctx.matched)
+            strength = 1.0 - 0.5**k
+        prob = ctx.probs.get(self.rule.topic) if ctx.probs else None
+        p = prob or 0.0
+        return round(1.0 - (1.0 - strength) * (1.0 - p), 6), prob
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.atoms: list[Atom] = []
+        self._index: dict[tuple[str, str, tuple[str, ...]], int] = {}
+
+    def atom(self, kind: str, raw: str, fields: tuple[str, ...], *, exact: bool = False) -> int:
+        if kind == "term":
+            text, quoted = parse_term(raw)
+            exact = exact or quoted
+            source = folded_body(text, exact)
+            pattern = set_pattern(text, exact)
+        else:
+            source = pattern = raw
+        key = (kind, pattern, fields)
+        if key not in self._index:
+            regex = re2.compile(source, _options(longest=kind == "term"))
+            self._index[key] = len(self.atoms)
+            self.atoms.append(Atom(len(self.atoms), kind, pattern, fields, regex))
+        return self._index[key]
+
+
+def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
+    spec = rule.spec
+    labels: dict[int, str] = {}
+    root = (
+        compile_group(spec, DEFAULT_FIELDS, b.atom, labels, spec.topic)
+        if spec.has_condition()
+        else None
+    )
+    weights = tuple(
+        (b.atom("term", term, DEFAULT_FIELDS), w) for term, w in (spec.weights or {}).items()
+    )
+    for (atom, _w), term in zip(weights, spec.weights or {}, strict=True):
+        labels.setdefault(atom, term)
+    positives = positive_atoms(root) if root is not None else frozenset()
+    positives |= {a for a, w in weights if w > 0}
+    feeds = spec.feeds
+    return CompiledRule(
+        rule=rule,
+        root=root,
+        weights=weights,
+        threshold=spec.threshold if spec.threshold is not None else 1.0,
+        positives=frozenset(positives),
+        labels=labels,
+        feed_names=frozenset(feeds.names if feeds else ()),
+        feed_tags=frozenset(feeds.tags if feeds else ()),
+    )
+
+
+class RuleSet:
+    """Compiled rules: ``match(article, topics_probs)`` -> the rules that match, with evidence."""
+
+    def __init__(self, rules: Sequence[Rule], compiled: Sequence[CompiledRule], b: _Builder):
+        self.rules: tuple[Rule, ...] = tuple(rules)
+        self.topics: frozenset[str] = frozenset(r.topic for r in rules)
+        self._compiled = tuple(compiled)
+        self._atoms = tuple(b.atoms)
+        self._by_id = {c.rule.id: c for c in compiled}
+        # Rules that can match with no term present are always evaluated.
+        self._always = tuple(
+            i
+            for i, c in enumerate(compiled)
+            if (not c.weights
+            and (c.root is None or not needs_term(c.root)))
+            or (c.weights and c.threshold <= 0)
+        )
+        triggers: dict[int, list[int]] = {}
+        for i, c in enumerate(compiled):
+            trigger = c.positives
+            if c.weights and c.root is not None and needs_term(c.root):
+                trigger = positive_atoms(c.root)
+            for atom in trigger:
+                triggers.setdefault(atom, []).append(i)
+        self._triggers = {a: tuple(rs) for a, rs in triggers.items()}
+        self._sets: list[tuple[str, bool, Any, tuple[int, ...]]] = []
+        for field in FIELDS:
+            for kind in ("term", "regex"):
+                members = [a for a in b.atoms if a.kind == kind and field in a.fields]
+                if not members:
+                    continue
+                rset = re2.Set.SearchSet(_options())
+                for a in members:
+                    rset.Add(a.pattern)
+                rset.Compile()
+                self._sets.append((field, kind == "term", rset, tuple(a.id for a in members)))
+
+    @classmethod
+    def compile(cls, rules: Sequence[Rule]) -> RuleSet:
+        b = _Builder()
+        compiled = [_compile_rule(r, b) for r in rules if r.enabled]
+        return cls(rules, compiled, b)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def _context(self, article: Article, probs: Mapping[str, float]) -> Context:
+        texts = field_texts(article)
+        folded: dict[str, str] = {}
+        matched: set[int] = set()
+        for field, is_term, rset, ids in self._sets:
+            text = texts[field]
+            if not text:
+                continue
+            if is_term:
+                text = folded.get(field) or folded.setdefault(field, fold(text))
+            found = rset.Match(text)
+            if found:
+                matched.update(ids[i] for i in found)
+        return Context(texts, folded, matched, probs, self._atoms)
+
+    def _candidates(self, matched: set[int]) -> list[int]:
+        cands = set(self._always)
+        triggers = self._triggers
+        for atom in matched:
+            rules = triggers.get(atom)
+            if rules:
+                cands.update(rules)
+        return sorted(cands)
+
+    def match(
+        self, article: Article, topics_probs: Mapping[str, float], explain: bool = False
+    ) -> tuple[RuleMatch, ...]:
+        ctx = self._context(article, topics_probs)
+        out = []
+        for i in self._candidates(ctx.matched):
+            c = self._compiled[i]
+            if c.applies_to(article) and c.decide(ctx):
+                out.append(self._rule_match(c, ctx, article, explain))
+        return tuple(out)
+
+    def explain_rule(
+        self, rule_id: str, article: Article, topics_probs: Mapping[str, float]
+    ) -> dict[str, Any]:
+        """Why one rule did or did not match this article (for `rules test`)."""
+        c = self._by_id[rule_id]
+        ctx = self._context(article, topics_probs)
+        return self._explanation(c, ctx, article)
+
+    def _hits(self, c: CompiledRule, ctx: Context) -> tuple[TermHit, ...]:
+        hits: list[TermHit] = []
+        for atom in sorted(c.positives & ctx.matched):
+            label = c.labels.get(atom, self._atoms[atom].pattern)
+            for field in self._atoms[atom].fields:
+                for start, end in ctx.spans(atom, field):
+                    hits.append(
+                        TermHit(
+                            field=field,
+                            term=label,
+                            start=start,
+                            end=end,
+                            matched=ctx.texts[field][start:end],
+                        )
+                    )
+        hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
+        return tuple(hits[:MAX_HITS])
+
+    def _explanation(self, c: CompiledRule, ctx: Context, article: Article) -> dict[str, Any]:
+        out: dict[str, Any] = {"rule": c.rule.id, "file": c.rule.file}
+        if c.feed_names or c.feed_tags:
+            out["feeds"] = {"passed": c.applies_to(article)}
+        if c.root is not None:
+            out["conditions"] = c.root.trace(ctx, c.labels)
+        if c.weights:
+            terms = {c.labels[a]: w for a, w in c.weights if a in ctx.matched}
+            out["weights"] = {
+                "matched": terms,
+                "total": c.evidence(ctx),
+                "threshold": c.threshold,
+                "passed": c.evidence(ctx) >= c.threshold,
+            }
+        out["matched"] = c.applies_to(article) and c.decide(ctx)
+        out["hits"] = [
+            {"field": h.field, "term": h.term, "start": h.start, "end": h.end, "matched": h.matched}
+            for h in self._hits(c, ctx)
+        ]
+        return out
+
+    def _rule_match(
+        self, c: CompiledRule, ctx: Context, article: Article, explain: bool
+    ) -> RuleMatch:
+        score, prob = c.score(ctx)
+        return RuleMatch(
+            rule=c.rule.id,
+            topic=c.rule.topic,
+            severity=c.rule.severity,
+            score=score,
+            hits=self._hits(c, ctx),
+            classifier=prob,
+            channels=c.rule.channels,
+            explanation=self._explanation(c, ctx, article) if explain else None,
+        )

@@ -1,0 +1,255 @@
+"""The compiled condition tree of one rule and the per-article context it is evaluated in."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.inflect import is_word_char
+from monitor.rulespec import Group, Near, TermSpec
+
+_WORDS = re.compile(r"\w+")
+
+AtomFactory = Callable[..., int]
+
+
+@dataclass(frozen=True, slots=True)
+class Atom:
+    id: int
+    kind: str  # "term" (inflected, on word boundaries, folded text) | "regex" (original text)
+    pattern: str
+    fields: tuple[str, ...]
+    regex: Any  # re2 pattern that finds the offsets
+
+
+@dataclass(slots=True)
+class Context:
+    """One article as the matcher sees it; offsets and word positions are computed on demand."""
+
+    texts: Mapping[str, str]
+    folded: Mapping[str, str]
+    matched: set[int]
+    probs: Mapping[str, float]
+    atoms: Sequence[Atom]
+    _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    _words: dict[str, list[int]] = field(default_factory=dict)
+
+    def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
+        key = (atom_id, field_name)
+        found = self._spans.get(key)
+        if found is None:
+            found = self._spans[key] = self._find(self.atoms[atom_id], field_name)
+        return found
+
+    def _find(self, atom: Atom, field_name: str) -> list[tuple[int, int]]:
+        if atom.id not in self.matched or not self.texts.get(field_name):
+            return []
+        if atom.kind == "regex":
+            return [
+                m.span() for m in atom.regex.finditer(self.texts[field_name]) if m.end() > m.start()
+            ]
+        text = self.folded.get(field_name) or self.texts[field_name]
+        out, pos, n = [], 0, len(text)
+        while pos <= n:
+            m = atom.regex.search(text, pos)
+            if m is None:
+                break
+            start, end = m.span()
+            if (start == 0 or not is_word_char(text[start - 1])) and (
+                end == n or not is_word_char(text[end])
+            ):
+                out.append((start, end))
+                pos = end
+            else:
+                # Not on a word boundary: a real match may still start inside this one.
+                pos = start + 1
+        return out
+
+    def word_positions(self, atom_id: int, field_name: str) -> list[int]:
+        starts = self._words.get(field_name)
+        if starts is None:
+            text = self.texts.get(field_name, "")
+            starts = self._words[field_name] = [m.start() for m in _WORDS.finditer(text)]
+        return [bisect_right(starts, s) - 1 for s, _e in self.spans(atom_id, field_name)]
+
+
+def within_window(positions: Sequence[Sequence[int]], within: int) -> bool:
+    """Is there one position per list with max - min <= within? (sliding window over all)."""
+    if any(not p for p in positions):
+        return False
+    events = sorted((pos, i) for i, ps in enumerate(positions) for pos in ps)
+    need, counts, have, lo = len(positions), [0] * len(positions), 0, 0
+    for pos, i in events:
+        counts[i] += 1
+        have += counts[i] == 1
+        while have == need:
+            if pos - events[lo][0] <= within:
+                return True
+            j = events[lo][1]
+            counts[j] -= 1
+            have -= counts[j] == 0
+            lo += 1
+    return False
+
+
+class Node:
+    def ev(self, ctx: Context) -> bool:
+        raise NotImplementedError
+
+    def trace(self, ctx: Context, labels: Mapping[int, str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class AtomNode(Node):
+    atom: int
+    kind: str
+
+    def ev(self, ctx: Context) -> bool:
+        return self.atom in ctx.matched
+
+    def trace(self, ctx: Context, labels: Mapping[int, str]) -> dict[str, Any]:
+        atom = ctx.atoms[self.atom]
+        where = [
+            {"field": f, "start": s, "end": e}
+            for f in atom.fields
+            for s, e in ctx.spans(self.atom, f)
+        ]
+        return {
+            self.kind: labels.get(self.atom, atom.pattern),
+            "fields": list(atom.fields),
+            "passed": self.ev(ctx),
+            "at": where[:10],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NearNode(Node):
+    atoms: tuple[int, ...]
+    within: int
+    fields: tuple[str, ...]
+
+    def ev(self, ctx: Context) -> bool:
+        if not all(a in ctx.matched for a in self.atoms):
+            return False
+        return any(
+            within_window([ctx.word_positions(a, f) for a in self.atoms], self.within)
+            for f in self.fields
+        )
+
+    def trace(self, ctx: Context, labels: Mapping[int, str]) -> dict[str, Any]:
+        return {
+            "near": [labels.get(a, "") for a in self.atoms],
+            "within": self.within,
+            "fields": list(self.fields),
+            "passed": self.ev(ctx),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ClassifierNode(Node):
+    topic: str
+    min: float
+
+    def ev(self, ctx: Context) -> bool:
+        return ctx.probs.get(self.topic, 0.0) >= self.min
+
+    def trace(self, ctx: Context, labels: Mapping[int, str]) -> dict[str, Any]:
+        return {
+            "classifier": self.topic,
+            "min": self.min,
+            "probability": ctx.probs.get(self.topic),
+            "passed": self.ev(ctx),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class BoolNode(Node):
+    op: str  # all | any | none
+    children: tuple[Node, ...]
+
+    def ev(self, ctx: Context) -> bool:
+        if self.op == "all":
+            return all(c.ev(ctx) for c in self.children)
+        hit = any(c.ev(ctx) for c in self.children)
+        return hit if self.op == "any" else not hit
+
+    def trace(self, ctx: Context, labels: Mapping[int, str]) -> dict[str, Any]:
+        return {self.op: [c.trace(ctx, labels) for c in self.children], "passed": self.ev(ctx)}
+
+
+def compile_group(
+    group: Group, fields: tuple[str, ...], atom: AtomFactory, labels: dict[int, str], topic: str
+) -> Node:
+    """A group (or the rule itself) -> one node; its keys are ANDed."""
+    scope = tuple(group.fields) if group.fields else fields
+    parts: list[Node] = []
+    for op in ("all", "any", "none"):
+        items = getattr(group, op)
+        if items is not None:
+            kids = tuple(_condition(c, scope, atom, labels, topic) for c in items)
+            parts.append(BoolNode(op, kids))
+    if group.near is not None:
+        parts.append(_near(group.near, scope, atom, labels))
+    for source in group.regex or ():
+        a = atom("regex", source, scope)
+        labels.setdefault(a, source)
+        parts.append(AtomNode(a, "regex"))
+    if group.classifier is not None:
+        parts.append(ClassifierNode(group.classifier.topic or topic, group.classifier.min))
+    return parts[0] if len(parts) == 1 else BoolNode("all", tuple(parts))
+
+
+def _near(near: Near, scope: tuple[str, ...], atom: AtomFactory, labels: dict[int, str]) -> Node:
+    fields = tuple(near.fields) if near.fields else scope
+    ids = []
+    for term in near.terms:
+        a = atom("term", term, fields)
+        labels.setdefault(a, term)
+        ids.append(a)
+    return NearNode(tuple(ids), near.within, fields)
+
+
+def _condition(
+    cond: str | TermSpec | Group,
+    scope: tuple[str, ...],
+    atom: AtomFactory,
+    labels: dict[int, str],
+    topic: str,
+) -> Node:
+    if isinstance(cond, str):
+        a = atom("term", cond, scope)
+        labels.setdefault(a, cond)
+        return AtomNode(a, "term")
+    if isinstance(cond, TermSpec):
+        fields = tuple(cond.fields) if cond.fields else scope
+        a = atom("term", cond.term, fields, exact=cond.exact)
+        labels.setdefault(a, cond.term)
+        return AtomNode(a, "term")
+    return compile_group(cond, scope, atom, labels, topic)
+
+
+def needs_term(node: Node) -> bool:
+    """True when the node can only hold if at least one of its positive atoms is present."""
+    if isinstance(node, AtomNode | NearNode):
+        return True
+    if isinstance(node, BoolNode):
+        if node.op == "all":
+            return any(needs_term(c) for c in node.children)
+        if node.op == "any":
+            return all(needs_term(c) for c in node.children)
+    return False
+
+
+def positive_atoms(node: Node) -> frozenset[int]:
+    """Atoms whose presence can make the node hold (those under ``none`` cannot)."""
+    if isinstance(node, AtomNode):
+        return frozenset((node.atom,))
+    if isinstance(node, NearNode):
+        return frozenset(node.atoms)
+    if isinstance(node, BoolNode) and node.op != "none":
+        return frozenset().union(*(positive_atoms(c) for c in node.children))
+    return frozenset()
