@@ -425,6 +425,15 @@ class Store:
             blocked = nxt if out.block_channel and nxt is not None else None
             self._upsert_channel(tx, row["channel"], None, None, blocked, t)
 
+    def release_delivery(self, delivery_id: str, owner: str) -> None:
+        """Give a claimed delivery back untouched (it stays due)."""
+        with self.db.transaction() as tx:
+            tx.execute(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL "
+                "WHERE id = ? AND lease_owner = ?",
+                (delivery_id, owner),
+            )
+
     def _upsert_channel(
         self,
         tx: Tx,

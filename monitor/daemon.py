@@ -1,0 +1,267 @@
+"""The long-running service: wiring, lifecycle, reloads.
+
+``Daemon.run()`` opens the store, validates rules and config (refusing to start on a bad set),
+then ticks: poll due feeds, deliver due outbox rows, prune old articles, watch rule and config
+files. SIGTERM/SIGINT drain in-flight work within a deadline; SIGHUP (or a changed file) reloads
+rules and configuration atomically: a bad new set is refused and the old one keeps running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from monitor.channels import build_channel
+from monitor.config import Config, load_config
+from monitor.errors import MonitorError
+from monitor.fetch import make_client
+from monitor.interfaces import Channel
+from monitor.observe import Observer
+from monitor.pipeline import Pipeline
+from monitor.scheduler import Tick, Ticker
+from monitor.score import Scorer
+from monitor.store import Store, open_store
+
+log = logging.getLogger("monitor.daemon")
+
+STOP_DEADLINE = 8.0  # seconds given to in-flight work on SIGTERM (systemd waits 10 s by default)
+
+
+def build_scorer(config: Config) -> Scorer:
+    """Load the classifier and the rule files named by the configuration (raises on errors)."""
+    from monitor.rules import load_rules
+
+    model = None
+    if config.classifier.model != "none":
+        from monitor.classifier import load_model
+
+        model = load_model(config.classifier.model, base_dir=config.base_dir)
+    rules = load_rules(
+        config.rule_paths,
+        topics=set(model.topics) if model is not None else None,
+        channels={c.name for c in config.channels},
+    )
+    return Scorer(model, rules)
+
+
+def owner_id() -> str:
+    """Who holds a lease: host, process and a random part (a restarted process is new)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _watched(config: Config) -> dict[Path, float]:
+    files = [config.path]
+    for p in config.rule_paths:
+        files += sorted(p.rglob("*.y*ml")) if p.is_dir() else [p]
+    stamps: dict[Path, float] = {}
+    for f in files:
+        try:
+            stamps[f] = f.stat().st_mtime
+        except OSError:
+            stamps[f] = -1.0
+    return stamps
+
+
+class Daemon:
+    def __init__(
+        self,
+        config_path: Path,
+        *,
+        observer: Observer | None = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.config_path = config_path
+        self.observer = observer or Observer()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.stopping = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.config: Config = load_config(config_path)
+        self.scorer: Scorer = build_scorer(self.config)
+        self.store: Store | None = None
+        self.pipeline: Pipeline | None = None
+        self.ticker: Ticker | None = None
+        self._stamps: dict[Path, float] = _watched(self.config)
+        self._feed_client: httpx.AsyncClient | None = None
+        self._hook_client: httpx.AsyncClient | None = None
+        self._channels: dict[str, Channel] = {}
+
+    # ------------------------------------------------------------------ set-up
+    def _open(self) -> Pipeline:
+        cfg = self.config
+        self.store = open_store(cfg.storage_url)
+        self.store.sync_feeds(cfg.feeds, self.clock())
+        self._feed_client = make_client(cfg.fetch)
+        self._hook_client = httpx.AsyncClient(follow_redirects=False)
+        self._channels = self._build_channels(cfg)
+        self.pipeline = Pipeline(
+            config=cfg,
+            store=self.store,
+            scorer=lambda: self.scorer,
+            client=self._feed_client,
+            channels=self._channels,
+            owner=owner_id(),
+            clock=self.clock,
+            observer=self.observer,
+        )
+        for rule in self.scorer.rules.rules:
+            if not rule.channels and not cfg.routes.default:
+                log.warning(
+                    "rule has no channels and [routes] default is empty: its alerts are stored "
+                    "but not delivered",
+                    extra={"rule": rule.id},
+                )
+        return self.pipeline
+
+    def _build_channels(self, cfg: Config) -> dict[str, Channel]:
+        return {
+            c.name: build_channel(c, client=self._hook_client, default_timeout=cfg.delivery.timeout)
+            for c in cfg.channels
+        }
+
+    async def _close(self) -> None:
+        for ch in self._channels.values():
+            await ch.aclose()
+        for client in (self._feed_client, self._hook_client):
+            if client is not None:
+                await client.aclose()
+        if self.pipeline is not None:
+            self.pipeline.close()
+        if self.store is not None:
+            self.store.close()
+
+    # ------------------------------------------------------------------ modes
+    async def run_once(self) -> dict[str, int]:
+        """Poll every active feed once, then attempt every delivery that is due."""
+        pipeline = self._open()
+        try:
+            summaries = await pipeline.poll_due(everything=True, limit=1_000_000)
+            attempted = 0
+            while not self.stopping.is_set():
+                n = await pipeline.deliver_due()
+                attempted += n
+                if n == 0:
+                    break
+            return {
+                "feeds": len(summaries),
+                "failed": sum(not s.ok for s in summaries),
+                "new_articles": sum(s.new_articles for s in summaries),
+                "alerts": sum(s.alerts for s in summaries),
+                "attempts": attempted,
+            }
+        finally:
+            await self._close()
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT; reload on SIGHUP or when a watched file changes."""
+        pipeline = self._open()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload("SIGHUP")))
+        cfg = self.config
+        self.ticker = Ticker(
+            [
+                Tick(name="poll", every=1.0, run=pipeline.poll_due),
+                Tick(name="deliver", every=cfg.delivery.poll, run=pipeline.deliver_due),
+                Tick(name="prune", every=3600.0, run=self._prune),
+                Tick(name="watch", every=2.0, run=self._watch, immediately=False),
+                Tick(name="watchdog", every=_watchdog_interval(), run=self._watchdog),
+            ]
+        )
+        self.ticker.start()
+        self.ready.set()
+        _sd_notify("READY=1")
+        log.info(
+            "started: %d feeds, %d rules, %d channels",
+            len(cfg.feeds),
+            len(self.scorer.rules.rules),
+            len(cfg.channels),
+            extra={"event": "start"},
+        )
+        try:
+            await self.stopping.wait()
+        finally:
+            _sd_notify("STOPPING=1")
+            clean = await self.ticker.stop(STOP_DEADLINE)
+            log.info(
+                "stopped" if clean else "stopped; unfinished work will be retried",
+                extra={"event": "stop"},
+            )
+            await self._close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    # ------------------------------------------------------------------ periodic work
+    async def _prune(self) -> None:
+        assert self.pipeline is not None and self.store is not None
+        cutoff = self.clock() - timedelta(seconds=self.config.storage.retention)
+        n = await self.pipeline.db(self.store.prune, cutoff)
+        if n:
+            log.info("pruned %d old articles", n, extra={"event": "prune"})
+
+    async def _watch(self) -> None:
+        stamps = _watched(self.config)
+        if stamps != self._stamps:
+            self._stamps = stamps
+            await self.reload("file change")
+
+    async def _watchdog(self) -> None:
+        _sd_notify("WATCHDOG=1")
+
+    async def reload(self, why: str) -> bool:
+        """Swap in a new configuration and rule set, all or nothing."""
+        try:
+            config = load_config(self.config_path)
+            scorer = build_scorer(config)
+        except MonitorError as exc:
+            log.error(
+                "reload refused (%s); the previous rules and configuration stay in force: %s",
+                why,
+                exc,
+                extra={"event": "reload"},
+            )
+            self.observer.reloaded(False, str(exc))
+            return False
+        old_channels = self._channels
+        self.config, self.scorer = config, scorer
+        self._stamps = _watched(config)
+        if self.pipeline is not None and self.store is not None:
+            await self.pipeline.db(self.store.sync_feeds, config.feeds, self.clock())
+            self._channels = self._build_channels(config)
+            self.pipeline.config = config
+            self.pipeline.channels = self._channels
+            for ch in old_channels.values():
+                await ch.aclose()
+        log.info("reloaded (%s): %d rules", why, len(scorer.rules.rules), extra={"event": "reload"})
+        self.observer.reloaded(True, why)
+        return True
+
+
+def _watchdog_interval() -> float:
+    usec = os.environ.get("WATCHDOG_USEC")
+    return max(1.0, int(usec) / 2e6) if usec and usec.isdigit() else 3600.0
+
+
+def _sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state: a datagram to $NOTIFY_SOCKET, if set."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            sock.sendall(message.encode())
+    except OSError as exc:
+        log.warning("sd_notify failed: %s", exc)

@@ -1,0 +1,397 @@
+"""The pipeline: every stage composed in one place, and the only writer of state.
+
+    claim due feeds -> fetch -> parse -> normalize -> de-duplicate -> score -> route
+        -> one store transaction (feed state + articles + alerts + outbox rows)
+
+    claim due deliveries -> channel.send -> record the outcome (delivered / retry / dead)
+
+Stages are functions of their inputs; this module only sequences them, moves CPU work (parsing,
+scoring) off the event loop, and commits each poll as one transaction. The daemon, ``monitor run
+--once`` and the benchmarks all drive this same code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import httpx
+
+from monitor import dedupe
+from monitor.config import Config
+from monitor.errors import (
+    ChannelGoneError,
+    DeliveryError,
+    FeedError,
+    FeedGoneError,
+    FetchError,
+)
+from monitor.fetch import HostLimiter, fetch_feed
+from monitor.interfaces import Channel
+from monitor.normalize import normalize
+from monitor.observe import Observer
+from monitor.parse import parse_feed
+from monitor.polling import next_poll_delay, update_posting_rate
+from monitor.retry import next_attempt_delay
+from monitor.route import route
+from monitor.score import Scorer
+from monitor.store import DeliveryOutcome, PollRecord, Store
+from monitor.types import Article, Delivery, DeliveryState, FeedState, FeedStatus, FetchResult
+
+log = logging.getLogger("monitor.pipeline")
+T = TypeVar("T")
+
+NEAR_DUP_WINDOW = timedelta(days=7)  # syndicated copies arrive within days of the original
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollSummary:
+    feed: str
+    ok: bool
+    status: str  # "new", "unchanged", "not-modified", "error", "gone"
+    items: int = 0
+    new_articles: int = 0
+    alerts: int = 0
+    deliveries: int = 0
+    error: str | None = None
+    elapsed: float = 0.0
+
+
+def parse_and_normalize(
+    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
+) -> tuple[list[Article], str | None, float | None]:
+    """CPU stage run off the loop: bytes -> normalised articles (+ warning, feed TTL)."""
+    parsed = parse_feed(body, url=state.url, headers=headers)
+    articles = [normalize(i, feed=parsed, state=state, fetched_at=fetched_at) for i in parsed.items]
+    return articles, parsed.warning, parsed.ttl
+
+
+class Pipeline:
+    """The stages wired to their collaborators (all passed in, none global)."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        store: Store,
+        scorer: Callable[[], Scorer],
+        client: httpx.AsyncClient,
+        channels: Mapping[str, Channel],
+        owner: str,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        observer: Observer | None = None,
+        cpu: Executor | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.scorer = scorer  # called per batch, so a reload swaps rules between polls
+        self.client = client
+        self.channels = channels
+        self.owner = owner
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.observer = observer or Observer()
+        self.limiter = HostLimiter(config.fetch)
+        self._own_cpu = cpu is None
+        self.cpu = cpu or ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
+        self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a (blocking) store call off the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._db, fn, *args)
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+        if self._own_cpu:
+            self.cpu.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ feeds
+    async def poll_due(
+        self, *, limit: int | None = None, everything: bool = False
+    ) -> list[PollSummary]:
+        """Claim due feeds (all active feeds with ``everything``) and poll them concurrently."""
+        now = self.clock()
+        if everything:
+            now = now + timedelta(days=3650)  # every active feed is "due" for --once
+        lease = self.config.fetch.timeout * 2 + 60
+        feeds = await self.db(
+            lambda: self.store.claim_due_feeds(
+                self.owner, now, limit=limit or self.config.fetch.concurrency * 4, lease=lease
+            )
+        )
+        return list(await asyncio.gather(*(self.poll(f) for f in feeds)))
+
+    async def poll(self, state: FeedState) -> PollSummary:
+        """Fetch, process and commit one feed. Never raises for a bad feed."""
+        started = time.monotonic()
+        try:
+            summary = await self._poll(state)
+        except FeedError as exc:
+            summary = await self._record_failure(state, exc)
+        summary = replace(summary, elapsed=time.monotonic() - started)
+        self.observer.polled(state, summary)
+        extra = {"feed": state.name, "url": state.url, "status": summary.status}
+        if summary.ok:
+            log.info(
+                "poll %s: %d items, %d new, %d alerts",
+                summary.status,
+                summary.items,
+                summary.new_articles,
+                summary.alerts,
+                extra=extra | {"elapsed": round(summary.elapsed, 3)},
+            )
+        else:
+            log.warning("poll failed: %s", summary.error, extra=extra)
+        return summary
+
+    async def _poll(self, state: FeedState) -> PollSummary:
+        result = await fetch_feed(self.client, state, self.config.fetch, limiter=self.limiter)
+        now = self.clock()
+        if result.not_modified:
+            delay = self._delay(state, result, None, 0, None, now)
+            await self.db(self.store.record_poll, self._record(state, result, now, delay))
+            return PollSummary(feed=state.name, ok=True, status="not-modified")
+        loop = asyncio.get_running_loop()
+        articles, warning, ttl = await loop.run_in_executor(
+            self.cpu, parse_and_normalize, result.body, result.headers, state, now
+        )
+        if warning:
+            log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
+        fresh = await self._new_stories(articles, now)
+        scored = await loop.run_in_executor(self.cpu, self.scorer().score, fresh) if fresh else []
+        silenced = {s["rule"] for s in await self.db(self.store.list_silences, now)}
+        routed = route(
+            scored,
+            now=now,
+            default_channels=self.config.routes.default,
+            silenced_rules=silenced,
+            active_channels=self.channels.keys(),
+        )
+        delay = self._delay(state, result, ttl, len(fresh), None, now)
+        rec = replace(
+            self._record(state, result, now, delay),
+            articles=tuple(fresh),
+            alerts=routed.alerts,
+            deliveries=routed.deliveries,
+            avg_new_interval=update_posting_rate(
+                state.avg_new_interval, state.last_new_at, now, len(fresh)
+            ),
+        )
+        committed = await self.db(self.store.record_poll, rec)
+        for a in routed.alerts:
+            if a.id in committed.alerts:
+                self.observer.alerted(a)
+                log.info(
+                    "alert %s",
+                    a.topic,
+                    extra={"rule": a.rule, "article": a.article_id, "alert": a.id},
+                )
+        return PollSummary(
+            feed=state.name,
+            ok=True,
+            status="new" if fresh else "unchanged",
+            items=len(articles),
+            new_articles=committed.articles,
+            alerts=len(committed.alerts),
+            deliveries=len(committed.deliveries),
+        )
+
+    def _delay(
+        self,
+        state: FeedState,
+        result: FetchResult | None,
+        ttl: float | None,
+        new_items: int,
+        error: FetchError | None,
+        now: datetime,
+    ) -> float:
+        return next_poll_delay(
+            state,
+            config=self.config.fetch,
+            result=result,
+            ttl=ttl,
+            new_items=new_items,
+            error=error,
+            now=now,
+            rng=self.rng,
+        )
+
+    def _record(
+        self, state: FeedState, result: FetchResult, now: datetime, delay: float
+    ) -> PollRecord:
+        return PollRecord(
+            feed_id=state.feed_id,
+            owner=self.owner,
+            polled_at=now,
+            next_poll_at=now + timedelta(seconds=delay),
+            ok=True,
+            etag=result.etag,
+            last_modified=result.last_modified,
+            keep_validators=result.not_modified,
+            new_url=result.permanent_redirect,
+        )
+
+    async def _record_failure(self, state: FeedState, exc: FeedError) -> PollSummary:
+        now = self.clock()
+        gone = isinstance(exc, FeedGoneError)
+        fetch_error = exc if isinstance(exc, FetchError) else None
+        errored = replace(state, consecutive_errors=state.consecutive_errors + 1)
+        delay = self._delay(errored, None, None, 0, fetch_error, now)
+        await self.db(
+            self.store.record_poll,
+            PollRecord(
+                feed_id=state.feed_id,
+                owner=self.owner,
+                polled_at=now,
+                next_poll_at=now + timedelta(seconds=delay),
+                ok=False,
+                error=exc.reason,
+                status=FeedStatus.GONE if gone else state.status,
+            ),
+        )
+        return PollSummary(
+            feed=state.name, ok=False, status="gone" if gone else "error", error=str(exc)
+        )
+
+    async def _new_stories(self, articles: Sequence[Article], now: datetime) -> list[Article]:
+        """Drop articles already stored or exact copies; link syndicated copies to their story."""
+        unique = list({a.id: a for a in articles}.values())
+        known = await self.db(self.store.known_article_ids, [a.id for a in unique])
+        fresh: list[Article] = []
+        for a in unique:
+            if a.id in known:
+                continue
+            if any(a.url == b.url or a.fingerprint == b.fingerprint for b in fresh):
+                continue
+            if await self.db(self.store.exact_duplicate, a.url, a.fingerprint) is not None:
+                continue
+            story = next((b.story_id for b in fresh if dedupe.same_story(a, b)), None)
+            if story is None:
+                candidates = await self.db(
+                    self.store.near_candidates, a.signature, now - NEAR_DUP_WINDOW
+                )
+                story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
+            fresh.append(replace(a, story_id=story or a.id))
+        return fresh
+
+    # ------------------------------------------------------------------ deliveries
+    async def deliver_due(self, *, limit: int | None = None) -> int:
+        """Claim due deliveries and attempt each once; channels are sent to in creation order."""
+        now = self.clock()
+        batch = limit or self.config.delivery.concurrency * 4
+        lease = (
+            max(self._timeout(c) for c in self.config.channels) * 2 + 30
+            if self.config.channels
+            else 60
+        )
+        due = await self.db(
+            lambda: self.store.claim_due_deliveries(self.owner, now, limit=batch, lease=lease)
+        )
+        by_channel: dict[str, list[Delivery]] = {}
+        for d in due:
+            by_channel.setdefault(d.channel, []).append(d)
+        sem = asyncio.Semaphore(self.config.delivery.concurrency)
+        await asyncio.gather(*(self._deliver_channel(ds, sem) for ds in by_channel.values()))
+        return len(due)
+
+    def _timeout(self, channel: Any) -> float:
+        return float(getattr(channel, "timeout", self.config.delivery.timeout))
+
+    async def _deliver_channel(self, deliveries: list[Delivery], sem: asyncio.Semaphore) -> None:
+        # One channel's deliveries go one after another, oldest first: a receiver sees them in
+        # creation order, and the first retryable failure stops the rest (they stay pending).
+        for i, d in enumerate(deliveries):
+            async with sem:
+                stop = await self._attempt(d)
+            if stop:
+                await self.db(self._release, deliveries[i + 1 :])
+                return
+
+    def _release(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            self.store.release_delivery(d.id, self.owner)
+
+    async def _attempt(self, d: Delivery) -> bool:
+        """One attempt; True when the channel should not be sent to again in this round."""
+        channel = self.channels.get(d.channel)
+        now = self.clock()
+        if channel is None:
+            err = f"channel {d.channel!r} is not configured"
+            await self.db(self.store.record_attempt, self._failed(d, now, err, dead=True))
+            log.error("delivery dead: %s", err, extra={"delivery": d.id, "channel": d.channel})
+            return False
+        started = time.monotonic()
+        try:
+            await channel.send(d)
+        except DeliveryError as exc:
+            return await self._failure(d, exc, time.monotonic() - started)
+        done = self.clock()
+        await self.db(
+            self.store.record_attempt,
+            DeliveryOutcome(
+                delivery_id=d.id, owner=self.owner, at=done, state=DeliveryState.DELIVERED
+            ),
+        )
+        self.observer.delivered(d, "delivered", time.monotonic() - started)
+        log.info(
+            "delivered",
+            extra={"delivery": d.id, "channel": d.channel, "attempt": d.attempts + 1},
+        )
+        return False
+
+    async def _failure(self, d: Delivery, exc: DeliveryError, elapsed: float) -> bool:
+        now = self.clock()
+        extra = {"delivery": d.id, "channel": d.channel, "attempt": d.attempts + 1}
+        if isinstance(exc, ChannelGoneError):
+            await self.db(self.store.set_channel_status, d.channel, "gone", exc.detail, now)
+            await self.db(self.store.release_delivery, d.id, self.owner)
+            self.observer.delivered(d, "gone", elapsed)
+            log.error("channel disabled (410 Gone): %s", exc.detail, extra=extra)
+            return True
+        if not exc.retryable:
+            await self.db(self.store.record_attempt, self._failed(d, now, exc.detail, dead=True))
+            self.observer.delivered(d, "dead", elapsed)
+            log.error("delivery dead (permanent): %s", exc.detail, extra=extra)
+            return False
+        delay = next_attempt_delay(
+            d.attempts + 1,
+            backoff=self.config.delivery.backoff,
+            jitter=self.config.delivery.jitter,
+            retry_after=exc.retry_after,
+            rng=self.rng,
+        )
+        if delay is None:
+            await self.db(self.store.record_attempt, self._failed(d, now, exc.detail, dead=True))
+            self.observer.delivered(d, "dead", elapsed)
+            log.error("delivery dead (attempts exhausted): %s", exc.detail, extra=extra)
+            return False
+        out = replace(
+            self._failed(d, now, exc.detail, dead=False),
+            next_attempt_at=now + timedelta(seconds=delay),
+            block_channel=True,
+        )
+        await self.db(self.store.record_attempt, out)
+        self.observer.delivered(d, "retry", elapsed)
+        log.warning("delivery failed, retry in %.0fs: %s", delay, exc.detail, extra=extra)
+        return True
+
+    def _failed(self, d: Delivery, now: datetime, error: str, *, dead: bool) -> DeliveryOutcome:
+        return DeliveryOutcome(
+            delivery_id=d.id,
+            owner=self.owner,
+            at=now,
+            state=DeliveryState.DEAD if dead else DeliveryState.PENDING,
+            error=error,
+        )
