@@ -1,0 +1,130 @@
+"""Scoring: the classifier over a batch, then the compiled rules; the daemon and the CLI share it.
+
+Also a small adapter from JSON article objects (the input of ``monitor score``) to Articles, built
+the way the normaliser builds them: text = summary + content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import orjson
+
+from monitor.errors import DataError
+from monitor.interfaces import TopicModel, document_text
+from monitor.match import RuleSet
+from monitor.types import Article, Scored
+
+
+class Scorer:
+    """``Scorer(model, rules).score(articles)``; ``model`` None means rules only."""
+
+    def __init__(self, model: TopicModel | None, rules: RuleSet) -> None:
+        self.model = model
+        self.rules = rules
+
+    def probabilities(self, articles: Sequence[Article]) -> list[dict[str, float]]:
+        if self.model is None or not articles:
+            return [{} for _ in articles]
+        # One batch: vectorising dominates the classifier's cost and batches amortise it.
+        return self.model.predict([document_text(a.title, a.text) for a in articles])
+
+    def score(self, articles: Sequence[Article], *, explain: bool = False) -> list[Scored]:
+        out = []
+        for article, probs in zip(articles, self.probabilities(articles), strict=True):
+            matches = self.rules.match(article, probs, explain=explain)
+            explanation: dict[str, Any] | None = None
+            if explain:
+                explanation = {"classifier": self._explain_model(article)}
+            out.append(
+                Scored(article=article, topics=probs, matches=matches, explanation=explanation)
+            )
+        return out
+
+    def _explain_model(self, article: Article) -> Mapping[str, Any] | None:
+        if self.model is None:
+            return None
+        terms = self.model.explain(document_text(article.title, article.text))
+        return {
+            topic: {side: [[t, round(float(w), 4)] for t, w in pairs] for side, pairs in d.items()}
+            for topic, d in terms.items()
+        }
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _text(obj: Mapping[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: expected a string")
+    return value.strip()
+
+
+def _when(value: Any) -> datetime:
+    if value in (None, ""):
+        return _EPOCH
+    if not isinstance(value, str):
+        raise ValueError("published: expected an ISO 8601 date-time string")
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"published: {value!r} is not an ISO 8601 date-time") from None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+def article_from_json(obj: Any, *, index: int = 0) -> Article:
+    """A JSON object (id, title, summary, content, url, source, published) -> Article."""
+    if not isinstance(obj, dict):
+        raise ValueError("expected a JSON object")
+    title = _text(obj, "title")
+    text = "\n\n".join(p for p in (_text(obj, "summary"), _text(obj, "content")) if p)
+    ident = obj.get("id")
+    if ident is not None and not isinstance(ident, str | int):
+        raise ValueError("id: expected a string")
+    url = _text(obj, "url")
+    published = _when(obj.get("published"))
+    return Article(
+        id=str(ident) if ident is not None else (url or f"line-{index}"),
+        url=url,
+        title=title,
+        text=text,
+        source=_text(obj, "source"),
+        published=published,
+        fetched_at=published,
+    )
+
+
+def read_articles(stream: IO[bytes], file: str) -> Iterator[Article]:
+    """Articles from JSON Lines; an invalid line is a DataError naming the file and line."""
+    for number, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield article_from_json(orjson.loads(line), index=number)
+        except orjson.JSONDecodeError as exc:
+            raise DataError(file, number, f"not valid JSON: {exc}") from None
+        except ValueError as exc:
+            raise DataError(file, number, str(exc)) from None
+
+
+def scored_json(scored: Scored, *, explain: bool = False) -> dict[str, Any]:
+    """The ``monitor score`` output object for one article."""
+    out: dict[str, Any] = {
+        "id": scored.article.id,
+        "topics": {t: round(p, 4) for t, p in scored.topics.items()},
+        "alerts": [
+            {"rule": m.rule, "topic": m.topic, "score": m.score, "severity": m.severity}
+            for m in scored.matches
+        ],
+    }
+    if explain:
+        out["explain"] = {
+            "classifier": (scored.explanation or {}).get("classifier"),
+            "rules": {m.rule: m.explanation for m in scored.matches},
+        }
+    return out
