@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
@@ -191,3 +193,16 @@ def test_excerpt_in_payload_is_bounded(validator: jsonschema.Draft202012Validato
     doc = decode(alert_payload(make_alert(), article, now=NOW))
     validator.validate(doc)
     assert len(doc["data"]["article"]["excerpt"]) <= 300
+
+
+DOCS = Path(__file__).parents[1] / "docs" / "webhooks.md"
+
+
+def test_every_documented_example_validates_and_all_types_are_shown(
+    validator: jsonschema.Draft202012Validator,
+) -> None:
+    blocks = re.findall(r"```json\n(.*?)```", DOCS.read_text(encoding="utf-8"), flags=re.S)
+    docs = [orjson.loads(block) for block in blocks]
+    for doc in docs:
+        validator.validate(doc)
+    assert sorted(d["type"] for d in docs) == ["alert.created", "alert.digest", "test"]

@@ -3,12 +3,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -29,6 +31,7 @@ from receiver import Received, Reply, WebhookReceiver
 
 SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
 OLD_SECRET = "whsec_" + base64.b64encode(b"o" * 32).decode()
+WRONG_SECRET = "whsec_" + base64.b64encode(b"w" * 32).decode()
 NOW = datetime.now(UTC)
 
 
@@ -280,3 +283,32 @@ async def test_build_channel_from_config_signs_with_both_configured_secrets(
         got: Received = rx.received[0]
         assert got.verified and got.headers["x-team"] == "desk"
         assert len(got.signatures) == 2
+
+
+def documented_python(name: str) -> str:
+    docs = Path(__file__).parents[1] / "docs" / "webhooks.md"
+    blocks = re.findall(r"```python\n(.*?)```", docs.read_text(encoding="utf-8"), flags=re.S)
+    found: list[str] = [b for b in blocks if f"def {name}(" in b]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize("secret", [SECRET, "a plain shared password"])
+async def test_documented_stdlib_verification_accepts_real_requests_and_rejects_forgeries(
+    secret: str,
+) -> None:
+    namespace: dict[str, Any] = {}
+    exec(documented_python("verify_webhook"), namespace)
+    verify = namespace["verify_webhook"]
+    raw = secret.encode() if not secret.startswith("whsec_") else secret
+    with WebhookReceiver([raw]) as rx:
+        ch = channel(rx.url, secrets=[secret, OLD_SECRET])
+        await ch.send(delivery())
+        await ch.aclose()
+        got = rx.received[0]
+    assert got.verified
+    assert verify(secret, dict(got.headers), got.body)["type"] == "test"
+    with pytest.raises(ValueError):
+        verify(secret, dict(got.headers), got.body + b" ")
+    with pytest.raises(ValueError):
+        verify(WRONG_SECRET, dict(got.headers), got.body)

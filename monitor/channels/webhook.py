@@ -144,7 +144,6 @@ class WebhookChannel:
         self._client = client or httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
-            headers={"user-agent": f"news-monitor/{__version__}"},
         )
 
     @property
@@ -155,6 +154,7 @@ class WebhookChannel:
         """The request headers of one attempt; ours win over configured extras of the same name."""
         ours = {
             "content-type": "application/json",
+            "user-agent": f"news-monitor/{__version__}",
             "webhook-id": delivery.id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": sign(self._keys, delivery.id, timestamp, delivery.payload),
