@@ -39,19 +39,22 @@ def next_poll_delay(
     now: datetime,
     rng: random.Random,
 ) -> float:
-    """Seconds until the next poll of ``state`` (the feed as it was *before* this poll).
+    """Seconds until the next poll of ``state``.
 
-    ``error`` is this poll's failure (then ``state.consecutive_errors + 1`` errors in a row);
-    ``result``/``ttl``/``new_items`` describe a successful poll. ``state.avg_new_interval`` is
-    the posting-rate average (see :func:`update_posting_rate`), updated or not by the caller.
+    A failed poll passes ``error`` (a FetchError, with its ``retry_after``) or, for failures
+    that are not fetch errors (a ParseError), ``result=None``; either way with
+    ``state.consecutive_errors`` already counting this failure (at least 1 is assumed).
+    A successful poll passes its ``result`` (a 304 too), the feed's ``ttl`` in seconds if it
+    has one, and ``new_items``. ``state.avg_new_interval`` is the posting-rate average (see
+    :func:`update_posting_rate`).
     """
     base = max(state.interval, config.min_interval)
     floor = 0.0  # a server hint we must not undercut, even with jitter
-    if error is not None:
-        errors = state.consecutive_errors + 1
+    if error is not None or (result is None and state.consecutive_errors > 0):
+        errors = max(1, state.consecutive_errors)
         # Cap the exponent: beyond it the product exceeds any sane max_interval anyway.
         delay = base * 2.0 ** min(errors - 1, 30)
-        floor = error.retry_after or 0.0
+        floor = (error.retry_after if error else None) or 0.0
     else:
         delay = _adaptive(state, base, now, new_items)
         hints = [ttl or 0.0]

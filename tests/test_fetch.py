@@ -82,7 +82,7 @@ async def test_retry_after_seconds_is_reported_and_respected_by_polling(
     assert info.value.status == status and info.value.retry_after == 7200.0
     assert url in str(info.value) and str(status) in str(info.value)
     delay = next_poll_delay(
-        state(url),
+        state(url, consecutive_errors=1),
         config=config,
         result=None,
         ttl=None,
