@@ -242,6 +242,26 @@ async def test_slow_receiver_times_out_within_the_deadline(rx: WebhookReceiver) 
     assert "time" in str(info.value)
 
 
+async def test_deadline_holds_even_when_the_shared_client_would_wait_longer(
+    rx: WebhookReceiver,
+) -> None:
+    rx.program(Reply(delay=30.0))
+    async with httpx.AsyncClient(timeout=60.0) as client:
+        ch = channel(rx.url, timeout=0.5, client=client)
+        started = time.monotonic()
+        with pytest.raises(RetryableDeliveryError, match=r"no answer within 0\.5s"):
+            await ch.send(delivery())
+        assert time.monotonic() - started < 2.0
+
+
+async def test_invalid_configured_header_is_permanent(rx: WebhookReceiver) -> None:
+    ch = channel(rx.url, headers={"X-Bad": "line\r\nbreak"})
+    with pytest.raises(PermanentDeliveryError):
+        await ch.send(delivery())
+    await ch.aclose()
+    assert rx.received == []
+
+
 async def test_error_message_is_one_short_line_without_credentials(rx: WebhookReceiver) -> None:
     rx.program(Reply(status=500, body=("trace\n" + "x" * 5000).encode()))
     url = rx.url.replace("http://", "http://user:pw@") + "?token=s3cret"

@@ -171,8 +171,9 @@ class WebhookChannel:
             raise self._error(
                 RetryableDeliveryError(f"timed out: no answer within {self._timeout:g}s"), delivery
             ) from exc
-        except httpx.UnsupportedProtocol as exc:
-            raise self._error(PermanentDeliveryError(f"unsupported URL: {exc}"), delivery) from exc
+        except (httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            # Our request cannot be sent as configured (URL scheme, header values): no retry helps.
+            raise self._error(PermanentDeliveryError(f"bad request: {exc}"), delivery) from exc
         except httpx.TimeoutException as exc:
             raise self._error(
                 RetryableDeliveryError(f"timed out: {type(exc).__name__}"), delivery
@@ -203,10 +204,13 @@ class WebhookChannel:
             snippet = ""
             if not response.is_success:
                 body = b""
-                async for chunk in response.aiter_bytes():
-                    body += chunk
-                    if len(body) >= _READ_LIMIT:
-                        break
+                try:
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) >= _READ_LIMIT:
+                            break
+                except httpx.HTTPError:
+                    pass  # the status decides; a broken error page only loses its excerpt
                 snippet = _one_line(body[:_READ_LIMIT].decode("utf-8", "replace"))
             retry_after = retry_after_seconds(response.headers.get("retry-after"), now=now)
             return response.status_code, snippet, retry_after
