@@ -28,6 +28,7 @@ from functools import lru_cache
 from monitor.types import Article
 
 SHINGLE = 3  # words per shingle
+LEAD_WORDS = 40  # the opening that summary-only copies keep
 MIN_SHINGLES = 8  # fewer than this from the body: shingle title + body instead
 CONTAINMENT = 0.5  # same_story: shared shingles / shingles of the smaller text
 SHORT_CONTAINMENT = 0.8  # the same for short (title-only) texts, which agree by chance more
@@ -37,7 +38,7 @@ _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB8
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _DATELINE = re.compile(
-    r"^\s*[A-Z][A-Za-z .,'/-]{0,60}?(?:\([^)]{1,40}\))?\s*[-–—]{1,2}\s+(?=[A-Z\"'“])"
+    r"^\s*[A-Z][A-Za-z0-9 .,'/-]{0,60}?(?:\([^)]{1,40}\))?\s*[-–—]{1,2}\s+(?=[A-Z\"'“])"
 )
 _BOILERPLATE = re.compile(
     r"""^\W*(?:
@@ -60,13 +61,13 @@ _BYLINE = re.compile(
 
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
-    text = _DATELINE.sub("", text, count=1)
     kept = [
         s
         for s in _SENTENCE_END.split(text)
         if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
     ]
-    return " ".join(kept)
+    # The dateline opens the first sentence that is left once a byline line is gone.
+    return _DATELINE.sub("", " ".join(kept), count=1)
 
 
 def _words(text: str) -> list[str]:
@@ -103,16 +104,36 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
+def _lead(title: str, text: str) -> frozenset[int]:
+    words = _words(strip_boilerplate(text))
+    if len(words) - SHINGLE + 1 < MIN_SHINGLES:
+        return shingles(title, text)
+    return _shingles_of(words[:LEAD_WORDS])
+
+
+def _minhash16(grams: frozenset[int], seed: int) -> int:
+    # The low bits of the minimum are uniform; its high bits are biased towards zero.
+    return min(_mix(g ^ seed) for g in grams) & 0xFFFF
+
+
 def signature(title: str, text: str) -> int:
-    """Four 16-bit MinHash values in one unsigned 64-bit int; 0 when there is no text at all."""
-    grams = shingles(title, text)
-    if not grams:
+    """Four 16-bit MinHash values in one unsigned 64-bit int; 0 when there is no text at all.
+
+    Bands 0-1 sample the whole body, bands 2-3 its first ``LEAD_WORDS`` words: a summary-only
+    copy (just the opening paragraph) has a low Jaccard similarity with the full article but a
+    high one with its lead, and a copy with its tail trimmed matches on both.
+    """
+    body = shingles(title, text)
+    if not body:
         return 0
-    sig = 0
-    for i, seed in enumerate(_SEEDS):
-        lowest = min(_mix(g ^ seed) for g in grams)
-        # The low bits of the minimum are uniform; its high bits are biased towards zero.
-        sig |= (lowest & 0xFFFF) << (16 * i)
+    lead = _lead(title, text)
+    values = (
+        _minhash16(body, _SEEDS[0]),
+        _minhash16(body, _SEEDS[1]),
+        _minhash16(lead, _SEEDS[2]),
+        _minhash16(lead, _SEEDS[3]),
+    )
+    sig = values[0] | values[1] << 16 | values[2] << 32 | values[3] << 48
     return sig or 1  # 0 is reserved for "no signature"
 
 
