@@ -80,6 +80,7 @@ def token_ok(header: str | None, token: str) -> bool:
 SERVICE: web.AppKey[Service] = web.AppKey("service", Service)
 POOL: web.AppKey[ThreadPoolExecutor] = web.AppKey("pool", ThreadPoolExecutor)
 REGISTRY: web.AppKey[CollectorRegistry] = web.AppKey("registry", CollectorRegistry)
+PING_DEADLINE: web.AppKey[float] = web.AppKey("ping_deadline", float)
 
 
 async def _off_loop(request: web.Request, fn: Callable[[], T], deadline: float) -> T:
@@ -101,10 +102,10 @@ async def readiness(request: web.Request) -> dict[str, str]:
         checks["store"] = "not open"
     else:
         try:
-            await _off_loop(request, store.ping, PING_TIMEOUT)
+            await _off_loop(request, store.ping, request.app[PING_DEADLINE])
             checks["store"] = "ok"
         except TimeoutError:
-            checks["store"] = f"no answer within {PING_TIMEOUT:g} s"
+            checks["store"] = f"no answer within {request.app[PING_DEADLINE]:g} s"
         except Exception as exc:  # any failure of the database means "not ready", with why
             checks["store"] = f"{type(exc).__name__}: {exc}"
     scorer = getattr(svc, "scorer", None)
@@ -182,12 +183,21 @@ def build_app(
     token: str | None = None,
     require_token: bool = False,
     pool: ThreadPoolExecutor | None = None,
+    ping_timeout: float = PING_TIMEOUT,
 ) -> web.Application:
     """The admin application; ``require_token`` without a token refuses every guarded path."""
     app = web.Application(middlewares=[_auth(token, require_token)])
     app[SERVICE] = service
     app[REGISTRY] = registry
-    app[POOL] = pool or ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin")
+    own = pool or ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin")
+    app[POOL] = own
+    app[PING_DEADLINE] = ping_timeout
+
+    async def shutdown(_: web.Application) -> None:
+        # A probe stuck on a dead database must not hold the process open at exit.
+        own.shutdown(wait=False, cancel_futures=True)
+
+    app.on_cleanup.append(shutdown)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
@@ -211,22 +221,12 @@ def registry_for(service: Service) -> CollectorRegistry:
 
 
 class AdminServer:
-    """A started admin endpoint; ``await server.stop()`` closes it."""
+    """A listening admin application; ``await server.stop()`` closes it."""
 
-    def __init__(self, runner: web.AppRunner, site: web.TCPSite, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, runner: web.AppRunner, host: str, port: int) -> None:
         self._runner = runner
-        self._site = site
-        self._pool = pool
-
-    @property
-    def port(self) -> int:
-        server = self._site._server
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1]) if sockets else 0
-
-    @property
-    def host(self) -> str:
-        return str(self._site._host or "127.0.0.1")
+        self.host = host
+        self.port = port
 
     @property
     def url(self) -> str:
@@ -234,8 +234,21 @@ class AdminServer:
         return f"http://{host}:{self.port}/"
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        await self._runner.cleanup()  # runs the app's cleanup: its thread pool is shut down
+
+
+async def listen(app: web.Application, host: str, port: int) -> AdminServer:
+    """Serve ``app`` on ``host:port`` (port 0: any free port); OSError when it cannot bind."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound = int(runner.addresses[0][1]) if runner.addresses else port
+    return AdminServer(runner, host, bound)
 
 
 async def serve(
@@ -244,25 +257,18 @@ async def serve(
     *,
     registry: CollectorRegistry,
 ) -> AdminServer:
-    """Listen on ``admin.listen`` (port 0: any free port)."""
+    """Listen on ``admin.listen``, requiring the token beyond loopback or when one is set."""
     token = admin.token.get_secret_value() if admin.token is not None else None
     required = token is not None or not is_loopback(admin.host)
     if required and token is None:
         raise ConfigError(
             f"admin: listen {admin.listen} is beyond loopback: token_env or token_file is required"
         )
-    pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="admin")
-    app = build_app(service, registry=registry, token=token, require_token=required, pool=pool)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, admin.host, admin.port, reuse_address=True)
+    app = build_app(service, registry=registry, token=token, require_token=required)
     try:
-        await site.start()
+        server = await listen(app, admin.host, admin.port)
     except OSError as exc:
-        await runner.cleanup()
-        pool.shutdown(wait=False)
         raise ConfigError(f"admin: cannot listen on {admin.listen}: {exc.strerror}") from exc
-    server = AdminServer(runner, site, pool)
     log.info(
         "admin endpoint on %s%s",
         server.url,
