@@ -144,6 +144,7 @@ class Daemon:
         pipeline = self._open()
         try:
             summaries = await pipeline.poll_due(everything=True, limit=1_000_000)
+            await pipeline.flush_groups()
             attempted = 0
             while not self.stopping.is_set():
                 n = await pipeline.deliver_due()
@@ -172,6 +173,7 @@ class Daemon:
             [
                 Tick(name="poll", every=1.0, run=pipeline.poll_due),
                 Tick(name="deliver", every=cfg.delivery.poll, run=pipeline.deliver_due),
+                Tick(name="digest", every=5.0, run=pipeline.flush_groups),
                 Tick(name="prune", every=3600.0, run=self._prune),
                 Tick(name="watch", every=2.0, run=self._watch, immediately=False),
                 Tick(name="watchdog", every=_watchdog_interval(), run=self._watchdog),

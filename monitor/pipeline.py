@@ -40,10 +40,19 @@ from monitor.observe import Observer
 from monitor.parse import parse_feed
 from monitor.polling import next_poll_delay, update_posting_rate
 from monitor.retry import next_attempt_delay
-from monitor.route import route
+from monitor.route import Policy, Routed, channels_for, digest_deliveries, route
 from monitor.score import Scorer
 from monitor.store import DeliveryOutcome, PollRecord, Store
-from monitor.types import Article, Delivery, DeliveryState, FeedState, FeedStatus, FetchResult
+from monitor.types import (
+    Alert,
+    Article,
+    Delivery,
+    DeliveryState,
+    FeedState,
+    FeedStatus,
+    FetchResult,
+    Scored,
+)
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -66,6 +75,14 @@ class PollSummary:
     deliveries: int = 0
     error: str | None = None
     elapsed: float = 0.0
+
+
+def policies(scorer: Scorer) -> dict[str, Policy]:
+    """Each rule's delivery policy, from its file."""
+    return {
+        r.id: Policy(channels=tuple(r.channels), cooldown=r.cooldown, group=r.group)
+        for r in scorer.rules.rules
+    }
 
 
 def parse_and_normalize(
@@ -170,15 +187,9 @@ class Pipeline:
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
         fresh = await self._new_stories(articles, now)
-        scored = await loop.run_in_executor(self.cpu, self.scorer().score, fresh) if fresh else []
-        silenced = {s["rule"] for s in await self.db(self.store.list_silences, now)}
-        routed = route(
-            scored,
-            now=now,
-            default_channels=self.config.routes.default,
-            silenced_rules=silenced,
-            active_channels=self.channels.keys(),
-        )
+        scorer = self.scorer()
+        scored = await loop.run_in_executor(self.cpu, scorer.score, fresh) if fresh else []
+        routed = await self._route(scorer, scored, now)
         delay = self._delay(state, result, ttl, len(fresh), None, now)
         rec = replace(
             self._record(state, result, now, delay),
@@ -207,6 +218,45 @@ class Pipeline:
             alerts=len(committed.alerts),
             deliveries=len(committed.deliveries),
         )
+
+    async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
+        rules = {m.rule for s in scored for m in s.matches}
+        if not rules:
+            return Routed(alerts=(), deliveries=())
+        silenced = {s["rule"] for s in await self.db(self.store.list_silences, now)}
+        last = await self.db(self.store.last_alert_times, rules)
+        return route(
+            scored,
+            now=now,
+            default_channels=self.config.routes.default,
+            policies=policies(scorer),
+            silenced_rules=silenced,
+            last_alert=last,
+            active_channels=self.channels.keys(),
+        )
+
+    async def flush_groups(self) -> int:
+        """Send the digests of rules whose group window has closed."""
+        scorer = self.scorer()
+        pols = policies(scorer)
+        windows = {rule: p.group for rule, p in pols.items() if p.group}
+        default = self.config.routes.default
+        known = list(self.channels.keys())
+
+        def build(rule: str, items: list[tuple[Alert, Article]], now: datetime) -> list[Delivery]:
+            pol = pols.get(rule, Policy())
+            return digest_deliveries(
+                rule,
+                items,
+                now,
+                channels=channels_for(pol.channels, default, known),
+                window=windows.get(rule, 0.0),
+            )
+
+        created = await self.db(self.store.flush_groups, self.clock(), windows, build)
+        for d in created:
+            log.info("digest queued", extra={"delivery": d})
+        return len(created)
 
     def _delay(
         self,

@@ -17,7 +17,6 @@ from enum import StrEnum
 from typing import Any
 
 
-
 class FeedStatus(StrEnum):
     ACTIVE = "active"
     GONE = "gone"  # HTTP 410: disabled until an operator re-enables it
@@ -169,6 +168,9 @@ class Alert:
     created_at: datetime
     evidence: tuple[TermHit, ...] = ()
     classifier: float | None = None
+    # Why no delivery was made for it: "silenced", "cooldown" or "unrouted"; None when delivered.
+    suppressed: str | None = None
+    grouped: bool = False  # waits for its rule's group window, then goes out in a digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ when two replicas race.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -290,8 +290,8 @@ class Store:
         for a in alerts:
             row = tx.one(
                 "INSERT INTO alerts (id, rule, topic, severity, score, classifier, article_id, "
-                "story_id, evidence, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT DO NOTHING RETURNING id",
+                "story_id, evidence, created_at, suppressed, group_pending) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id",
                 (
                     a.id,
                     a.rule,
@@ -303,6 +303,8 @@ class Store:
                     a.story_id,
                     rows.hits_json(a.evidence),
                     a.created_at.timestamp(),
+                    a.suppressed,
+                    1 if a.grouped else 0,
                 ),
             )
             if row is not None:
@@ -536,6 +538,66 @@ class Store:
             found = tx.all(f"SELECT * FROM alerts WHERE id IN ({marks})", list(ids))
         by_id = {r["id"]: rows.alert(r) for r in found}
         return [by_id[i] for i in ids if i in by_id]
+
+    def last_alert_times(self, rules: Iterable[str]) -> dict[str, datetime]:
+        """When each rule last raised an alert that was not suppressed (for cooldowns)."""
+        wanted = sorted(set(rules))
+        if not wanted:
+            return {}
+        marks = ",".join("?" * len(wanted))
+        with self.db.transaction() as tx:
+            found = tx.all(
+                f"SELECT rule, MAX(created_at) AS t FROM alerts WHERE rule IN ({marks}) "
+                "AND suppressed IS NULL GROUP BY rule",
+                wanted,
+            )
+        return {r["rule"]: rows.must_dt(r["t"]) for r in found if r["t"] is not None}
+
+    def flush_groups(
+        self,
+        now: datetime,
+        windows: Mapping[str, float],
+        build: Callable[[str, list[tuple[Alert, Article]], datetime], Sequence[Delivery]],
+    ) -> tuple[str, ...]:
+        """Turn each rule's grouped alerts into digest deliveries once its window has passed.
+
+        ``windows`` maps rule -> group window in seconds. A window opens with the rule's oldest
+        waiting alert and closes ``window`` seconds later; every alert waiting then goes into
+        one digest per channel (``build`` renders them). One transaction: an alert is in
+        exactly one digest, even with several replicas flushing at once.
+        """
+        t = now.timestamp()
+        created: list[str] = []
+        with self.db.transaction() as tx:
+            waiting = tx.all(
+                "SELECT * FROM alerts WHERE group_pending = 1 ORDER BY created_at, id"
+                + self._skip_locked()
+            )
+            by_rule: dict[str, list[Row]] = {}
+            for r in waiting:
+                by_rule.setdefault(r["rule"], []).append(r)
+            for rule, found in by_rule.items():
+                window = windows.get(rule, 0.0)
+                if found[0]["created_at"] + window > t:
+                    continue
+                alerts = [rows.alert(r) for r in found]
+                marks = ",".join("?" * len(alerts))
+                arts = {
+                    r["id"]: rows.article(r)
+                    for r in tx.all(
+                        f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE id IN ({marks})",
+                        [a.article_id for a in alerts],
+                    )
+                }
+                items = [(a, arts[a.article_id]) for a in alerts if a.article_id in arts]
+                deliveries = build(rule, items, now)
+                created += self._insert_deliveries(tx, deliveries, None)
+                digest = deliveries[0].id if deliveries else "unrouted"
+                tx.execute(
+                    f"UPDATE alerts SET group_pending = 0, digest_id = ? WHERE id IN ({marks})",
+                    (digest, *[a.id for a in alerts]),
+                )
+        return tuple(created)
 
     def add_silence(self, rule: str, starts: datetime, ends: datetime, reason: str) -> int:
         with self.db.transaction() as tx:

@@ -141,6 +141,8 @@ def alert(row: Row) -> Alert:
         story_id=row["story_id"],
         created_at=must_dt(row["created_at"]),
         evidence=tuple(TermHit(**h) for h in orjson.loads(row["evidence"])),
+        suppressed=row.get("suppressed"),
+        grouped=bool(row.get("group_pending")),
     )
 
 

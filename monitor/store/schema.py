@@ -145,6 +145,20 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "alert suppression (silence, cooldown) and digest grouping",
+        """
+        ALTER TABLE alerts ADD COLUMN suppressed TEXT;
+        ALTER TABLE alerts ADD COLUMN group_pending INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE alerts ADD COLUMN digest_id TEXT;
+        CREATE INDEX alerts_rule_created ON alerts (rule, created_at);
+        CREATE INDEX alerts_group_pending ON alerts (group_pending, rule)
+        """,
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 TYPES = {
