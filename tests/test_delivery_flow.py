@@ -269,7 +269,7 @@ async def test_cooldown_keeps_a_rule_quiet_for_its_duration(make, feeds, hook) -
 
 
 async def test_group_window_bundles_matches_into_one_digest(make, feeds, hook) -> None:  # type: ignore[no-untyped-def]
-    p, store, clock = await make(RULE + "group: 10m\n")
+    p, _store, clock = await make(RULE + "group: 10m\n")
     feeds.route("/wire.xml", Route(body=rss(items(3))))
     await p.poll_due(everything=True)
     assert await p.flush_groups() == 0
