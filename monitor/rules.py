@@ -79,6 +79,8 @@ def _locate(root: Any, parts: Sequence[str | int], *, key: bool) -> tuple[int, i
             ln, cl = node.lc.key(part) if key and last else node.lc.value(part)
             node, path = node[part], f"{path}.{part}" if path else part
         else:
+            # Absent from the file (a missing key, a scalar for a list): name it, keep the position.
+            path += "".join(f".{p}" if path else p for p in parts[i:] if isinstance(p, str))
             break
         line, col = ln + 1, cl + 1
         if isinstance(node, CommentedMap | CommentedSeq) and not (key and last):
@@ -169,11 +171,23 @@ def load_rule_file(
     if root is None:
         return None, [Problem(file, None, None, "", "empty rule file")]
     if not isinstance(root, CommentedMap):
-        return None, [Problem(file, 1, 1, "", "a rule file must be a mapping of keys")]
+        line, col = (
+            (root.lc.line + 1, root.lc.col + 1) if isinstance(root, CommentedSeq) else (1, 1)
+        )
+        return None, [Problem(file, line, col, "", "a rule file must be a mapping of keys")]
+    data = _plain(root)
     try:
-        spec = RuleSpec.model_validate(_plain(root))
+        spec = RuleSpec.model_validate(data)
     except ValidationError as err:
-        return None, _validation_problems(file, root, err)
+        problems = _validation_problems(file, root, err)
+        topic = data.get("topic")
+        if topics is not None and isinstance(topic, str) and topic and topic not in topics:
+            line, col, where = _locate(root, ["topic"], key=False)
+            known = ", ".join(sorted(topics)) or "none"
+            problems.append(
+                Problem(file, line, col, where, f"unknown topic {topic!r} (known: {known})")
+            )
+        return None, sorted(problems, key=lambda p: (p.line or 0, p.column or 0))
     problems = _cross_checks(file, root, spec, topics, channels)
     if problems:
         return None, problems

@@ -18,6 +18,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -167,7 +168,19 @@ def _duration(value: Any) -> Any:
     return parse_duration(value) if isinstance(value, str | int | float) else value
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
+Duration = Annotated[
+    float,
+    BeforeValidator(_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d|w)\s*)+$"},
+                {"type": "number", "minimum": 0},
+            ],
+            "description": "a duration such as '90s', '5m', '6h' or '1h30m', or seconds",
+        }
+    ),
+]
 
 
 class RuleSpec(Group):

@@ -1,0 +1,365 @@
+"""The compiled matcher: inflections, scoping, proximity, regexes; agreement with the reference."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.inflect import forms
+from monitor.match import RuleSet
+from monitor.refmatch import reference_match
+from monitor.rules import load_rules
+from monitor.rulespec import Rule, RuleSpec
+from monitor.types import Article
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+PACK = Path(__file__).parents[1] / "rules"
+_ids = itertools.count()
+
+
+def article(title: str = "", text: str = "", **kw: object) -> Article:
+    return Article(
+        id=str(next(_ids)),
+        url=str(kw.pop("url", "")),
+        title=title,
+        text=text,
+        source=str(kw.pop("source", "")),
+        published=NOW,
+        fetched_at=NOW,
+        tags=tuple(kw.pop("tags", ())),
+    )  # type: ignore[arg-type]
+
+
+def ruleset(**specs: dict[str, object]) -> RuleSet:
+    rules = [
+        Rule.from_spec(name, f"{name}.yaml", RuleSpec.model_validate(spec))
+        for name, spec in specs.items()
+    ]
+    return RuleSet.compile(rules)
+
+
+def matched(rs: RuleSet, a: Article, probs: dict[str, float] | None = None) -> list[str]:
+    return [m.rule for m in rs.match(a, probs or {})]
+
+
+@pytest.mark.parametrize(
+    ("word", "expected"),
+    [
+        ("sanction", {"sanctions", "sanctioned", "sanctioning", "sanctioner", "sanctioners"}),
+        ("seize", {"seizes", "seized", "seizing"}),
+        ("supply", {"supplies", "supplied", "supplying", "supplier"}),
+        ("tax", {"taxes", "taxed"}),
+        ("ban", {"bans", "banned", "banning"}),
+    ],
+)
+def test_regular_inflections_are_generated(word: str, expected: set[str]) -> None:
+    assert expected <= set(forms(word))
+    assert forms(word)[0] == word
+
+
+def test_inflected_terms_match_on_word_boundaries_case_insensitively() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["sanction"]})
+    for text in ("New SANCTIONS", "firms were sanctioned.", "Sanctioning X", "sanction-hit"):
+        assert matched(rs, article(text)) == ["r"], text
+    for text in ("unsanctionable", "sanctionsx", "xsanction", "sanct"):
+        assert matched(rs, article(text)) == [], text
+
+
+def test_exact_terms_do_not_inflect() -> None:
+    rs = ruleset(
+        q={"topic": "t", "any": ['"troop"']},
+        e={"topic": "t", "any": ["=troop"]},
+        o={"topic": "t", "any": [{"term": "troop", "exact": True}]},
+    )
+    assert matched(rs, article("one troop")) == ["q", "e", "o"]
+    assert matched(rs, article("many troops")) == []
+
+
+def test_phrases_inflect_their_last_word_and_span_spaces_or_hyphens() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["transit route"]})
+    for text in ("cut transit routes", "Transit\n  route", "transit-route", "transit\u00a0routes"):
+        assert matched(rs, article(text)) == ["r"], text
+    assert matched(rs, article("transits route")) == []
+
+
+def test_non_ascii_punctuation_is_a_boundary_but_letters_are_not() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["russia"]}, c={"topic": "t", "any": ["café"]})
+    assert matched(rs, article("“Russia’s” ports")) == ["r"]
+    assert matched(rs, article("Russiaé")) == []
+    assert matched(rs, article("le CAFÉ—noir")) == ["c"]
+    hit = rs.match(article("“Russia’s” ports"), {})[0].hits[0]
+    assert (hit.start, hit.end, hit.matched) == (1, 7, "Russia")
+
+
+def test_all_any_none_groups_nest() -> None:
+    rs = ruleset(r={"topic": "t", "all": [{"any": ["troop", "army"]}, "border"], "none": ["scout"]})
+    assert matched(rs, article("army at the border")) == ["r"]
+    assert matched(rs, article("army far away")) == []
+    assert matched(rs, article("scout troop at the border")) == []
+
+
+def test_field_scoping() -> None:
+    rs = ruleset(
+        t={"topic": "t", "fields": ["title"], "any": ["embargo"]},
+        u={"topic": "t", "any": [{"term": "gov", "fields": ["url"]}]},
+        s={"topic": "t", "any": [{"any": ["reuters"], "fields": ["source"]}]},
+        g={"topic": "t", "any": [{"term": "energy", "fields": ["tags"]}]},
+    )
+    assert matched(rs, article("Embargo", "")) == ["t"]
+    assert matched(rs, article("", "embargo")) == []
+    assert matched(rs, article("", "", url="https://www.state.gov/x")) == ["u"]
+    assert matched(rs, article("", "", source="Reuters World")) == ["s"]
+    assert matched(rs, article("", "", tags=["energy"])) == ["g"]
+
+
+def test_near_counts_words_between_terms() -> None:
+    rs = ruleset(r={"topic": "t", "near": {"terms": ["troop", "border"], "within": 3}})
+    assert matched(rs, article("troops near the border")) == ["r"]  # 3 words apart
+    assert matched(rs, article("the border where troops wait")) == ["r"]
+    assert matched(rs, article("troops massed near the border")) == []  # 4 words apart
+    assert matched(rs, article("troops", "border")) == []  # different fields
+
+
+def test_regex_runs_on_re2_case_insensitively() -> None:
+    rs = ruleset(r={"topic": "t", "regex": r"\b(?:mig|su)-\d{2}\b"})
+    assert matched(rs, article("MiG-29 jets")) == ["r"]
+    hit = rs.match(article("two Su-35 fighters"), {})[0].hits[0]
+    assert hit.matched == "Su-35"
+
+
+def test_feed_selection_by_name_or_tag() -> None:
+    rs = ruleset(
+        r={"topic": "t", "any": ["embargo"], "feeds": {"names": ["wire"], "tags": ["gov"]}}
+    )
+    assert matched(rs, article("embargo", source="wire")) == ["r"]
+    assert matched(rs, article("embargo", source="blog", tags=["gov"])) == ["r"]
+    assert matched(rs, article("embargo", source="blog")) == []
+
+
+def test_classifier_alone_or_with_terms() -> None:
+    rs = ruleset(
+        r={
+            "topic": "sanctions",
+            "any": [
+                {"classifier": {"min": 0.5}},
+                {"all": [{"classifier": {"min": 0.3}}, {"any": ["embargo"]}]},
+            ],
+        }
+    )
+    assert matched(rs, article("nothing"), {"sanctions": 0.6}) == ["r"]
+    assert matched(rs, article("nothing"), {"sanctions": 0.4}) == []
+    assert matched(rs, article("an embargo"), {"sanctions": 0.4}) == ["r"]
+    assert matched(rs, article("an embargo"), {"sanctions": 0.2}) == []
+    assert matched(rs, article("an embargo"), {}) == []  # no classifier: its conditions fail
+    (m,) = rs.match(article("nothing"), {"sanctions": 0.6})
+    assert m.classifier == 0.6 and m.score == 0.6
+
+
+def test_weights_and_threshold_grade_the_evidence() -> None:
+    rs = ruleset(
+        r={"topic": "t", "weights": {"embargo": 2, "sanction": 2, "ban": 1}, "threshold": 3}
+    )
+    assert matched(rs, article("an embargo")) == []
+    (m,) = rs.match(article("an embargo and a ban"), {})
+    assert m.score == 0.5  # evidence 3 / (2 x threshold 3)
+    (m,) = rs.match(article("embargo, sanctions and bans"), {})
+    assert m.score == 0.833333  # 5 / 6, rounded to 6 places
+
+
+def test_boolean_score_grows_with_distinct_terms_and_the_classifier() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["embargo", "sanction", "ban"]})
+    assert rs.match(article("embargo"), {})[0].score == 0.5
+    assert rs.match(article("embargo embargo sanctions"), {})[0].score == 0.75
+    assert rs.match(article("embargo"), {"t": 0.5})[0].score == 0.75
+
+
+def test_disabled_rules_are_kept_but_never_match() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["embargo"], "enabled": False})
+    assert [r.id for r in rs.rules] == ["r"]
+    assert matched(rs, article("embargo")) == []
+
+
+def test_explanation_shows_passed_and_failed_conditions() -> None:
+    rs = ruleset(r={"topic": "t", "all": ["embargo"], "none": ["football"]})
+    (m,) = rs.match(article("Oil embargo"), {}, explain=True)
+    assert m.explanation is not None
+    cond = m.explanation["conditions"]
+    assert cond["passed"] is True
+    assert cond["all"][0]["all"][0] == {
+        "term": "embargo",
+        "fields": ["title", "text"],
+        "passed": True,
+        "at": [{"field": "title", "start": 4, "end": 11}],
+    }
+    assert cond["all"][1]["none"][0]["passed"] is False
+    why = rs.explain_rule("r", article("football embargo"), {})
+    assert why["matched"] is False and why["conditions"]["all"][1]["passed"] is False
+
+
+HARD_NEGATIVES = [
+    "The football association sanctioned the club with a ten-point deduction after a league "
+    "inquiry into financial irregularities.",
+    "The company's drug pipeline was cut back after two late-stage trials were halted.",
+    "Scout troop 12 marched to the lake and deployed their tents near the park border.",
+    "City transit workers went on strike on Monday, halting bus and subway routes across town.",
+]
+THREE_TOPICS = (
+    "The leader threatened to cut transit routes and boycott a neighbour's ports if sanctions "
+    "are imposed, while ordering troops to combat readiness."
+)
+
+
+@pytest.mark.parametrize("text", HARD_NEGATIVES)
+def test_default_pack_ignores_hard_negatives(text: str) -> None:
+    rs = load_rules([PACK])
+    assert rs.match(article("", text), {}) == ()
+    assert rs.match(article(text, text), {}) == ()
+
+
+def test_default_pack_alerts_on_all_three_topics() -> None:
+    rs = load_rules([PACK])
+    topics = {m.topic for m in rs.match(article("Leader threatens neighbour", THREE_TOPICS), {})}
+    assert topics == {"sanctions", "troop-movements", "energy-transit"}
+
+
+# Agreement of the compiled matcher with the slow reference, on random rules and articles.
+# A small vocabulary, with inflections, odd separators and non-ASCII neighbours, so that rules
+# match often and the edge cases (boundaries, folding, proximity limits) come up.
+WORDS = ["ban", "troop", "border", "gas", "café", "u.s."]
+_text_tokens = st.sampled_from(
+    [
+        *WORDS,
+        "bans",
+        "banned",
+        "troops",
+        "borders",
+        "Gas",
+        "CAFÉ",
+        "U.S.",
+        "gasx",
+        "the",
+        "-",
+        " ",
+        "’",
+        "\u00a0",
+        ",",
+        "\n",
+        "é",
+        "_",
+        "2",
+    ]
+)
+_texts = st.lists(_text_tokens, max_size=14).map(lambda ts: " ".join(ts) if ts else "")
+_spaced = st.lists(_text_tokens, max_size=10).map("".join)
+_term = st.one_of(
+    st.sampled_from(WORDS),
+    st.sampled_from(WORDS).map(lambda w: "=" + w),
+    st.tuples(st.sampled_from(WORDS), st.sampled_from(WORDS)).map(" ".join),
+)
+_fields = st.sampled_from([["title"], ["text"], ["title", "text"], ["url"], ["tags"]])
+
+
+def _cond(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
+    return st.one_of(
+        st.fixed_dictionaries({"any": st.lists(children, min_size=1, max_size=3)}),
+        st.fixed_dictionaries({"all": st.lists(children, min_size=1, max_size=3)}),
+        st.fixed_dictionaries({"none": st.lists(children, min_size=1, max_size=2)}),
+        st.fixed_dictionaries(
+            {"any": st.lists(children, min_size=1, max_size=2), "fields": _fields}
+        ),
+    )
+
+
+_leaf = st.one_of(
+    _term,
+    st.fixed_dictionaries({"term": _term, "exact": st.booleans(), "fields": _fields}),
+    st.fixed_dictionaries(
+        {
+            "near": st.fixed_dictionaries(
+                {
+                    "terms": st.lists(st.sampled_from(WORDS), min_size=2, max_size=3),
+                    "within": st.integers(1, 4),
+                }
+            )
+        }
+    ),
+    st.fixed_dictionaries({"regex": st.sampled_from(["ga[sz]", r"\d", "port(al)?", "x y"])}),
+    st.fixed_dictionaries(
+        {"classifier": st.fixed_dictionaries({"min": st.sampled_from([0.2, 0.5, 0.8])})}
+    ),
+)
+_conditions = st.recursive(_leaf, _cond, max_leaves=6)
+_rule = st.one_of(
+    st.fixed_dictionaries(
+        {"topic": st.just("t"), "any": st.lists(_conditions, min_size=1, max_size=3)}
+    ),
+    st.fixed_dictionaries(
+        {
+            "topic": st.just("t"),
+            "all": st.lists(_conditions, min_size=1, max_size=2),
+            "none": st.lists(_term, min_size=1, max_size=2),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "topic": st.just("t"),
+            "weights": st.dictionaries(
+                _term, st.sampled_from([-1.0, 1.0, 2.0]), min_size=1, max_size=3
+            ),
+            "threshold": st.sampled_from([1.0, 2.5]),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "topic": st.just("t"),
+            "any": st.lists(_term, min_size=1, max_size=2),
+            "feeds": st.fixed_dictionaries({"names": st.just(["wire"])}),
+        }
+    ),
+    st.fixed_dictionaries(
+        {
+            "topic": st.just("t"),
+            "near": st.fixed_dictionaries(
+                {
+                    "terms": st.lists(
+                        st.sampled_from(WORDS[:3]), min_size=2, max_size=3, unique=True
+                    ),
+                    "within": st.integers(1, 3),
+                }
+            ),
+        }
+    ),
+)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    specs=st.lists(_rule, min_size=1, max_size=4),
+    articles=st.lists(
+        st.tuples(
+            _spaced,
+            _texts,
+            _spaced,
+            st.lists(_text_tokens, max_size=2),
+            st.sampled_from(["wire", "blog"]),
+            st.sampled_from([0.0, 0.3, 0.6, 0.9]),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+)
+def test_compiled_matcher_agrees_with_reference(
+    specs: list[dict[str, object]], articles: list[tuple[str, str, str, list[str], str, float]]
+) -> None:
+    rules = [Rule.from_spec(f"r{i}", "x", RuleSpec.model_validate(s)) for i, s in enumerate(specs)]
+    rs = RuleSet.compile(rules)
+    for title, text, url, tags, source, p in articles:
+        a = article(title, text, url=url, tags=tags, source=source)
+        probs = {"t": p}
+        got = {m.rule: m.score for m in rs.match(a, probs)}
+        assert got == reference_match(rules, a, probs), (specs, a)
