@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import sklearn
 import skops.io as sio
+from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -101,6 +102,7 @@ class LinearTopicModel:
         self._warnings = tuple(warnings)
         self._feature_names: Any = None
         self._coefficients: Any = None
+        self._scoring: tuple[Any, Any, Any, Any] | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -135,10 +137,29 @@ class LinearTopicModel:
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
+        weights, intercepts, slopes, offsets = self._scorer()
         matrix = self._vectorizer.transform(list(texts))
-        columns = [est.predict_proba(matrix)[:, 1] for est in self._estimators]
-        probs = np.clip(np.column_stack(columns), 0.0, 1.0)
+        decisions = np.asarray(matrix @ weights) + intercepts
+        # Sigmoid calibration of each fold's regression, averaged per topic: what
+        # CalibratedClassifierCV.predict_proba computes, in one product instead of
+        # topics x folds validated calls (27 ms per single article otherwise).
+        calibrated = expit(-(slopes * decisions + offsets))
+        probs = np.clip(calibrated.reshape(len(texts), len(self._topics), -1).mean(axis=2), 0, 1)
         return [dict(zip(self._topics, map(float, row), strict=True)) for row in probs]
+
+    def _scorer(self) -> tuple[Any, Any, Any, Any]:
+        if self._scoring is None:
+            folds = max(len(est.calibrated_classifiers_) for est in self._estimators)
+            if any(len(est.calibrated_classifiers_) != folds for est in self._estimators):
+                raise ModelError("model", "topics were calibrated with different fold counts")
+            parts = [c for est in self._estimators for c in est.calibrated_classifiers_]
+            self._scoring = (
+                np.column_stack([c.estimator.coef_[0].astype(np.float64) for c in parts]),
+                np.array([float(c.estimator.intercept_[0]) for c in parts]),
+                np.array([float(c.calibrators[0].a_) for c in parts]),
+                np.array([float(c.calibrators[0].b_) for c in parts]),
+            )
+        return self._scoring
 
     def explain(self, text: str, *, top: int = 8) -> Explanation:
         names, coefficients = self._explainer()

@@ -234,3 +234,14 @@ def test_builtin_model_loads_when_shipped() -> None:
     model = load_model("builtin", expected_topics=TOPICS)
     assert model.warnings == ()
     assert model.metadata["seed"] == 0
+
+
+def test_fast_scoring_agrees_with_scikit_learn_calibrated_probabilities(
+    model: LinearTopicModel, examples: list[training.Example]
+) -> None:
+    texts = [e.document for e in examples]
+    ours = model.predict(texts)
+    matrix = model._vectorizer.transform(texts)
+    for topic, estimator in zip(model.topics, model._estimators, strict=True):
+        reference = estimator.predict_proba(matrix)[:, 1]
+        assert [row[topic] for row in ours] == pytest.approx(list(reference), abs=1e-6)
