@@ -140,12 +140,16 @@ class Pipeline:
     ) -> list[PollSummary]:
         """Claim due feeds (all active feeds with ``everything``) and poll them concurrently."""
         now = self.clock()
-        if everything:
-            now = now + timedelta(days=3650)  # every active feed is "due" for --once
-        lease = self.config.fetch.timeout * 2 + 60
+        # Longer than any fetch can take (its total deadline), short enough that the feeds of a
+        # crashed replica are picked up again soon.
+        lease = self.config.fetch.timeout * 2 + 10
         feeds = await self.db(
             lambda: self.store.claim_due_feeds(
-                self.owner, now, limit=limit or self.config.fetch.concurrency * 4, lease=lease
+                self.owner,
+                now,
+                limit=limit or self.config.fetch.concurrency * 4,
+                lease=lease,
+                due_by=now + timedelta(days=3650) if everything else None,
             )
         )
         return list(await asyncio.gather(*(self.poll(f) for f in feeds)))
@@ -328,7 +332,7 @@ class Pipeline:
             if await self.db(self.store.exact_duplicate, a.url, a.fingerprint) is not None:
                 continue
             story = next((b.story_id for b in fresh if dedupe.same_story(a, b)), None)
-            if story is None:
+            if story is None and a.signature:  # 0: no text to compare
                 candidates = await self.db(
                     self.store.near_candidates, a.signature, now - NEAR_DUP_WINDOW
                 )
@@ -341,11 +345,8 @@ class Pipeline:
         """Claim due deliveries and attempt each once; channels are sent to in creation order."""
         now = self.clock()
         batch = limit or self.config.delivery.concurrency * 4
-        lease = (
-            max(self._timeout(c) for c in self.config.channels) * 2 + 30
-            if self.config.channels
-            else 60
-        )
+        timeouts = [self._timeout(c) for c in self.config.channels]
+        lease = max(timeouts or [self.config.delivery.timeout]) * 2 + 5
         due = await self.db(
             lambda: self.store.claim_due_deliveries(self.owner, now, limit=batch, lease=lease)
         )

@@ -142,10 +142,18 @@ class Store:
                 )
 
     def claim_due_feeds(
-        self, owner: str, now: datetime, *, limit: int, lease: float
+        self,
+        owner: str,
+        now: datetime,
+        *,
+        limit: int,
+        lease: float,
+        due_by: datetime | None = None,
     ) -> list[FeedState]:
-        """Lease up to ``limit`` active feeds whose poll is due, earliest first."""
+        """Lease up to ``limit`` active feeds whose poll is due (by ``due_by``, default now),
+        earliest first."""
         t = now.timestamp()
+        due = (due_by or now).timestamp()
         with self.db.transaction() as tx:
             ids = [
                 r["id"]
@@ -153,7 +161,7 @@ class Store:
                     "SELECT id FROM feeds WHERE status = 'active' AND next_poll_at <= ? "
                     "AND (lease_until IS NULL OR lease_until < ?) ORDER BY next_poll_at, id "
                     "LIMIT ?" + self._skip_locked(),
-                    (t, t, limit),
+                    (due, t, limit),
                 )
             ]
             if not ids:
@@ -210,7 +218,7 @@ class Store:
         with self.db.transaction() as tx:
             found = tx.all(
                 f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE first_seen >= ? AND "
-                "(band0 = ? OR band1 = ? OR band2 = ? OR band3 = ?) "
+                "signature <> 0 AND (band0 = ? OR band1 = ? OR band2 = ? OR band3 = ?) "
                 "ORDER BY first_seen LIMIT ?",
                 (since.timestamp(), *b, limit),
             )
