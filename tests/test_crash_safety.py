@@ -13,9 +13,10 @@ import signal
 import time
 from pathlib import Path
 
+from monitor.store import open_store
+
 from daemon_harness import SECRET, Daemon, rss, write_config
 from feedserver import Route, serve
-from monitor.store import open_store
 from receiver import Reply, WebhookReceiver
 
 ROUNDS = 6
