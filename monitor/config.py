@@ -200,7 +200,7 @@ class AdminConfig(_Strict):
 
     @property
     def loopback(self) -> bool:
-        return self.host in ("127.0.0.1", "localhost", "::1") or self.host.startswith("127.")
+        return self.host in ("127.0.0.1", "localhost", "::1")
 
 
 class LogConfig(_Strict):

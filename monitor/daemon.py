@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -30,6 +31,9 @@ from monitor.pipeline import Pipeline
 from monitor.scheduler import Tick, Ticker
 from monitor.score import Scorer
 from monitor.store import Store, open_store
+
+if TYPE_CHECKING:
+    from monitor.admin import AdminServer
 
 log = logging.getLogger("monitor.daemon")
 
@@ -93,6 +97,7 @@ class Daemon:
         self._feed_client: httpx.AsyncClient | None = None
         self._hook_client: httpx.AsyncClient | None = None
         self._channels: dict[str, Channel] = {}
+        self.admin: AdminServer | None = None
 
     # ------------------------------------------------------------------ set-up
     def _open(self) -> Pipeline:
@@ -164,6 +169,13 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; reload on SIGHUP or when a watched file changes."""
         pipeline = self._open()
+        from monitor.admin import start_admin
+
+        try:
+            self.admin = await start_admin(self)
+        except BaseException:
+            await self._close()
+            raise
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -194,6 +206,8 @@ class Daemon:
         finally:
             _sd_notify("STOPPING=1")
             clean = await self.ticker.stop(STOP_DEADLINE)
+            if self.admin is not None:
+                await self.admin.stop()
             log.info(
                 "stopped" if clean else "stopped; unfinished work will be retried",
                 extra={"event": "stop"},

@@ -124,6 +124,7 @@ class Pipeline:
         self._own_cpu = cpu is None
         self.cpu = cpu or ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+        self._commit_lock = asyncio.Lock()
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a (blocking) store call off the event loop."""
@@ -190,21 +191,24 @@ class Pipeline:
         )
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
-        fresh = await self._new_stories(articles, now)
-        scorer = self.scorer()
-        scored = await loop.run_in_executor(self.cpu, scorer.score, fresh) if fresh else []
-        routed = await self._route(scorer, scored, now)
-        delay = self._delay(state, result, ttl, len(fresh), None, now)
-        rec = replace(
-            self._record(state, result, now, delay),
-            articles=tuple(fresh),
-            alerts=routed.alerts,
-            deliveries=routed.deliveries,
-            avg_new_interval=update_posting_rate(
-                state.avg_new_interval, state.last_new_at, now, len(fresh)
-            ),
-        )
-        committed = await self.db(self.store.record_poll, rec)
+        # Deciding what is new and committing it is one critical section: two feeds carrying
+        # the same story at the same moment must see each other's articles.
+        async with self._commit_lock:
+            fresh = await self._new_stories(articles, now)
+            scorer = self.scorer()
+            scored = await loop.run_in_executor(self.cpu, scorer.score, fresh) if fresh else []
+            routed = await self._route(scorer, scored, now)
+            delay = self._delay(state, result, ttl, len(fresh), None, now)
+            rec = replace(
+                self._record(state, result, now, delay),
+                articles=tuple(fresh),
+                alerts=routed.alerts,
+                deliveries=routed.deliveries,
+                avg_new_interval=update_posting_rate(
+                    state.avg_new_interval, state.last_new_at, now, len(fresh)
+                ),
+            )
+            committed = await self.db(self.store.record_poll, rec)
         for a in routed.alerts:
             if a.id in committed.alerts:
                 self.observer.alerted(a)

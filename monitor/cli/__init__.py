@@ -39,9 +39,9 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     # Each module owns one family of commands; importing it adds them to `cli`.
-    from monitor.cli import deliveries, feeds, model, outbox, rules, service
+    from monitor.cli import deliveries, feeds, model, ops, outbox, rules, service
 
-    for module in (service, feeds, rules, model, deliveries, outbox):
+    for module in (service, feeds, rules, model, deliveries, outbox, ops):
         module.register(cli)
 
 

@@ -21,10 +21,11 @@ log = logging.getLogger("monitor.cli")
 def run(config_path: Path, once: bool) -> None:
     """Run the service in the foreground (JSON logs on stdout)."""
     from monitor.daemon import Daemon
+    from monitor.metrics import Metrics
 
     config = load_config(config_path)
     logs.configure(config.log.level)
-    daemon = Daemon(config_path)
+    daemon = Daemon(config_path, observer=Metrics())
     if once:
         summary = asyncio.run(daemon.run_once())
         log.info(
