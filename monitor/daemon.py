@@ -63,13 +63,15 @@ def owner_id() -> str:
 
 
 def _watched(config: Config) -> dict[Path, float]:
+    """A fingerprint (mtime and size) of every file a reload would read."""
     files = [config.path]
     for p in config.rule_paths:
         files += sorted(p.rglob("*.y*ml")) if p.is_dir() else [p]
     stamps: dict[Path, float] = {}
     for f in files:
         try:
-            stamps[f] = f.stat().st_mtime
+            st = f.stat()
+            stamps[f] = st.st_mtime_ns + st.st_size
         except OSError:
             stamps[f] = -1.0
     return stamps
@@ -187,7 +189,11 @@ class Daemon:
                 Tick(name="deliver", every=cfg.delivery.poll, run=pipeline.deliver_due),
                 Tick(name="digest", every=5.0, run=pipeline.flush_groups),
                 Tick(name="prune", every=3600.0, run=self._prune),
-                Tick(name="watch", every=2.0, run=self._watch, immediately=False),
+                *(
+                    [Tick(name="watch", every=2.0, run=self._watch, immediately=False)]
+                    if cfg.rules.watch
+                    else []
+                ),
                 Tick(name="watchdog", every=_watchdog_interval(), run=self._watchdog),
             ]
         )

@@ -44,13 +44,10 @@ class Ticker:
         from datetime import UTC, datetime
 
         for t in self._ticks:
+            # APScheduler reads next_run_time=None as "paused": only pass it to run at once.
+            first = {"next_run_time": datetime.now(UTC)} if t.immediately else {}
             self._scheduler.add_job(
-                self._guarded(t),
-                "interval",
-                seconds=t.every,
-                id=t.name,
-                name=t.name,
-                next_run_time=datetime.now(UTC) if t.immediately else None,
+                self._guarded(t), "interval", seconds=t.every, id=t.name, name=t.name, **first
             )
         self._scheduler.start()
 
