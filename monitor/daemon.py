@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import signal
 import socket
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -55,6 +57,18 @@ def build_scorer(config: Config) -> Scorer:
         channels={c.name for c in config.channels},
     )
     return Scorer(model, rules)
+
+
+def parser_pool() -> ProcessPoolExecutor | None:
+    """Worker processes for parsing, one per core; None on a single core (threads do then).
+
+    Spawned, not forked: the daemon has threads (store, admin) by now, and a forked child
+    would inherit their locks in whatever state they were. Workers start on first use.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return None
+    return ProcessPoolExecutor(max_workers=cores, mp_context=multiprocessing.get_context("spawn"))
 
 
 def owner_id() -> str:
@@ -100,6 +114,7 @@ class Daemon:
         self._hook_client: httpx.AsyncClient | None = None
         self._channels: dict[str, Channel] = {}
         self.admin: AdminServer | None = None
+        self._parser: ProcessPoolExecutor | None = None
 
     # ------------------------------------------------------------------ set-up
     def _open(self) -> Pipeline:
@@ -109,6 +124,7 @@ class Daemon:
         self._feed_client = make_client(cfg.fetch)
         self._hook_client = httpx.AsyncClient(follow_redirects=False)
         self._channels = self._build_channels(cfg)
+        self._parser = parser_pool()
         self.pipeline = Pipeline(
             config=cfg,
             store=self.store,
@@ -118,6 +134,7 @@ class Daemon:
             owner=owner_id(),
             clock=self.clock,
             observer=self.observer,
+            parser=self._parser,
         )
         for rule in self.scorer.rules.rules:
             if not rule.channels and not cfg.routes.default:
@@ -142,6 +159,9 @@ class Daemon:
                 await client.aclose()
         if self.pipeline is not None:
             self.pipeline.close()
+        if self._parser is not None:
+            self._parser.shutdown(wait=True, cancel_futures=True)
+            self._parser = None
         if self.store is not None:
             self.store.close()
 

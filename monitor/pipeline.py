@@ -17,7 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from monitor.errors import (
     FeedError,
     FeedGoneError,
     FetchError,
+    ParseError,
 )
 from monitor.fetch import HostLimiter, fetch_feed
 from monitor.interfaces import Channel
@@ -94,6 +95,17 @@ def parse_and_normalize(
     return articles, parsed.warning, parsed.ttl
 
 
+def parse_in_worker(
+    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
+) -> tuple[list[Article], str | None, float | None] | str:
+    """``parse_and_normalize`` for a worker process: a ParseError comes back as its reason
+    (FeedError's constructor does not survive pickling)."""
+    try:
+        return parse_and_normalize(body, headers, state, fetched_at)
+    except ParseError as exc:
+        return exc.reason
+
+
 class Pipeline:
     """The stages wired to their collaborators (all passed in, none global)."""
 
@@ -110,6 +122,7 @@ class Pipeline:
         rng: random.Random | None = None,
         observer: Observer | None = None,
         cpu: Executor | None = None,
+        parser: Executor | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -123,6 +136,9 @@ class Pipeline:
         self.limiter = HostLimiter(config.fetch)
         self._own_cpu = cpu is None
         self.cpu = cpu or ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
+        # Parsing and normalising (most of a poll's CPU) may run in worker processes, so a
+        # second core does real work; scoring stays here (the model is not cheap to ship).
+        self.parser = parser
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._commit_lock = asyncio.Lock()
 
@@ -186,9 +202,7 @@ class Pipeline:
             await self.db(self.store.record_poll, self._record(state, result, now, delay))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
         loop = asyncio.get_running_loop()
-        articles, warning, ttl = await loop.run_in_executor(
-            self.cpu, parse_and_normalize, result.body, result.headers, state, now
-        )
+        articles, warning, ttl = await self._parse(result, state, now)
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
         # Deciding what is new and committing it is one critical section: two feeds carrying
@@ -225,6 +239,26 @@ class Pipeline:
             new_articles=committed.articles,
             alerts=len(committed.alerts),
             deliveries=len(committed.deliveries),
+        )
+
+    async def _parse(
+        self, result: FetchResult, state: FeedState, now: datetime
+    ) -> tuple[list[Article], str | None, float | None]:
+        loop = asyncio.get_running_loop()
+        if self.parser is not None:
+            try:
+                out = await loop.run_in_executor(
+                    self.parser, parse_in_worker, result.body, dict(result.headers), state, now
+                )
+            except BrokenExecutor:
+                log.error("the parser processes died; parsing in this process from now on")
+                self.parser = None
+            else:
+                if isinstance(out, str):
+                    raise ParseError(state.url, out)
+                return out
+        return await loop.run_in_executor(
+            self.cpu, parse_and_normalize, result.body, result.headers, state, now
         )
 
     async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
@@ -324,22 +358,31 @@ class Pipeline:
         )
 
     async def _new_stories(self, articles: Sequence[Article], now: datetime) -> list[Article]:
-        """Drop articles already stored or exact copies; link syndicated copies to their story."""
+        """Drop articles already stored or exact copies; link syndicated copies to their story.
+
+        Within the batch, as against the store, only articles sharing a signature band are
+        compared (the store's candidate rule), so a feed's 30 items cost a handful of shingle
+        comparisons rather than 435, and the store is read once per batch.
+        """
         unique = list({a.id: a for a in articles}.values())
-        known = await self.db(self.store.known_article_ids, [a.id for a in unique])
+        view = await self.db(self.store.dedupe_view, unique, now - NEAR_DUP_WINDOW)
         fresh: list[Article] = []
         for a in unique:
-            if a.id in known:
+            if a.id in view.known or view.exact(a):
                 continue
             if any(a.url == b.url or a.fingerprint == b.fingerprint for b in fresh):
                 continue
-            if await self.db(self.store.exact_duplicate, a.url, a.fingerprint) is not None:
-                continue
-            story = next((b.story_id for b in fresh if dedupe.same_story(a, b)), None)
+            story = next(
+                (
+                    b.story_id
+                    for b in fresh
+                    if dedupe.is_near_duplicate(a.signature, b.signature)
+                    and dedupe.same_story(a, b)
+                ),
+                None,
+            )
             if story is None and a.signature:  # 0: no text to compare
-                candidates = await self.db(
-                    self.store.near_candidates, a.signature, now - NEAR_DUP_WINDOW
-                )
+                candidates = view.near.get(a.id, ())
                 story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
             fresh.append(replace(a, story_id=story or a.id))
         return fresh

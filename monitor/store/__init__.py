@@ -18,7 +18,7 @@ from monitor.store import rows
 from monitor.store.db import Database, Row, Tx, open_database, redact
 from monitor.types import Alert, Article, Delivery, DeliveryState, FeedState, FeedStatus
 
-__all__ = ["ChannelState", "DeliveryOutcome", "PollRecord", "Store", "open_store"]
+__all__ = ["ChannelState", "DedupeView", "DeliveryOutcome", "PollRecord", "Store", "open_store"]
 
 _POLL_BUCKET = 3600.0  # poll statistics are kept per hour, for the dashboard's charts
 
@@ -74,6 +74,19 @@ class CommitResult:
     articles: int = 0
     alerts: tuple[str, ...] = field(default_factory=tuple)
     deliveries: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DedupeView:
+    """What the store already holds that bears on a batch of new articles."""
+
+    known: frozenset[str]  # article ids already stored
+    urls: frozenset[str]  # canonical URLs of the batch that are already stored
+    fingerprints: frozenset[str]  # content fingerprints of the batch already stored
+    near: Mapping[str, tuple[Article, ...]]  # article id -> stored near-duplicate candidates
+
+    def exact(self, a: Article) -> bool:
+        return a.url in self.urls or a.fingerprint in self.fingerprints
 
 
 class Store:
@@ -223,6 +236,43 @@ class Store:
                 (since.timestamp(), *b, limit),
             )
         return [rows.article(r) for r in found]
+
+    def dedupe_view(self, articles: Sequence[Article], since: datetime) -> DedupeView:
+        """Everything de-duplicating one batch needs, read in one transaction.
+
+        The same answers as ``known_article_ids``, ``exact_duplicate`` and ``near_candidates``
+        per article, without a round trip each (a poll of 30 items made 60 of them).
+        """
+        ids = list(dict.fromkeys(a.id for a in articles))
+        known = self.known_article_ids(ids)
+        rest = [a for a in articles if a.id not in known]
+        urls: set[str] = set()
+        prints: set[str] = set()
+        near: dict[str, tuple[Article, ...]] = {}
+        with self.db.transaction() as tx:
+            for i in range(0, len(rest), 250):
+                chunk = rest[i : i + 250]
+                marks = ",".join("?" * len(chunk))
+                for r in tx.all(
+                    f"SELECT url, fingerprint FROM articles WHERE url IN ({marks}) "
+                    f"OR fingerprint IN ({marks})",
+                    [a.url for a in chunk] + [a.fingerprint for a in chunk],
+                ):
+                    urls.add(r["url"])
+                    prints.add(r["fingerprint"])
+            for a in rest:
+                if not a.signature or a.url in urls or a.fingerprint in prints:
+                    continue
+                found = tx.all(
+                    f"SELECT {rows.ARTICLE_COLUMNS} FROM articles WHERE first_seen >= ? AND "
+                    "signature <> 0 AND (band0 = ? OR band1 = ? OR band2 = ? OR band3 = ?) "
+                    "ORDER BY first_seen LIMIT ?",
+                    (since.timestamp(), *rows.bands(a.signature), 50),
+                )
+                near[a.id] = tuple(rows.article(r) for r in found)
+        return DedupeView(
+            known=frozenset(known), urls=frozenset(urls), fingerprints=frozenset(prints), near=near
+        )
 
     def get_articles(self, ids: Iterable[str]) -> dict[str, Article]:
         wanted = list(dict.fromkeys(ids))
