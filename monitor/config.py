@@ -178,6 +178,11 @@ class DeliveryConfig(_Strict):
     concurrency: int = Field(default=8, gt=0)
     jitter: float = Field(default=0.2, ge=0, le=1)  # +- fraction of each backoff step
     poll: Duration = 1.0  # how often the outbox is checked for due deliveries
+    # Deliveries in flight per channel. 1: strictly one after another, so a receiver sees them
+    # in creation order even across failures. N > 1: sends still start in creation order and
+    # stop at the first retryable failure, but up to N overlap, so after a failure a later
+    # delivery may arrive before the retried one.
+    per_channel: int = Field(default=1, gt=0)
 
 
 class AdminConfig(_Strict):

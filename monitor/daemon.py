@@ -115,6 +115,8 @@ class Daemon:
         self._channels: dict[str, Channel] = {}
         self.admin: AdminServer | None = None
         self._parser: ProcessPoolExecutor | None = None
+        self._delivering: asyncio.Task[None] | None = None
+        self._kicks = 0
 
     # ------------------------------------------------------------------ set-up
     def _open(self) -> Pipeline:
@@ -135,6 +137,7 @@ class Daemon:
             clock=self.clock,
             observer=self.observer,
             parser=self._parser,
+            on_outbox=self._deliver_soon,
         )
         for rule in self.scorer.rules.rules:
             if not rule.channels and not cfg.routes.default:
@@ -232,6 +235,11 @@ class Daemon:
         finally:
             _sd_notify("STOPPING=1")
             clean = await self.ticker.stop(STOP_DEADLINE)
+            if self._delivering is not None:
+                # The round in flight finishes (or is abandoned: unrecorded sends are retried).
+                _, late = await asyncio.wait({self._delivering}, timeout=2.0)
+                for task in late:
+                    task.cancel()
             if self.admin is not None:
                 await self.admin.stop()
             log.info(
@@ -242,6 +250,24 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
+
+    def _deliver_soon(self) -> None:
+        """A poll queued deliveries: send them now (the outbox tick stays as the safety net)."""
+        if self.ticker is None or self.stopping.is_set():
+            return  # --once delivers after polling anyway
+        self._kicks += 1
+        if self._delivering is None or self._delivering.done():
+            self._delivering = asyncio.ensure_future(self._deliver_now())
+
+    async def _deliver_now(self) -> None:
+        assert self.pipeline is not None
+        try:
+            while self._kicks and not self.stopping.is_set():
+                self._kicks = 0
+                while await self.pipeline.deliver_due() and not self.stopping.is_set():
+                    pass
+        except Exception:  # like a failed tick: logged, and the outbox tick retries
+            log.exception("immediate delivery failed", extra={"event": "deliver"})
 
     # ------------------------------------------------------------------ periodic work
     async def _prune(self) -> None:

@@ -123,6 +123,7 @@ class Pipeline:
         observer: Observer | None = None,
         cpu: Executor | None = None,
         parser: Executor | None = None,
+        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.store = store
@@ -139,6 +140,10 @@ class Pipeline:
         # Parsing and normalising (most of a poll's CPU) may run in worker processes, so a
         # second core does real work; scoring stays here (the model is not cheap to ship).
         self.parser = parser
+        # Called when a poll queued deliveries, so they go out now rather than at the next
+        # outbox tick (up to [delivery] poll later).
+        self.on_outbox = on_outbox
+        self._deliver_lock = asyncio.Lock()
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._commit_lock = asyncio.Lock()
 
@@ -223,6 +228,8 @@ class Pipeline:
                 ),
             )
             committed = await self.db(self.store.record_poll, rec)
+        if committed.deliveries and self.on_outbox is not None:
+            self.on_outbox()
         for a in routed.alerts:
             if a.id in committed.alerts:
                 self.observer.alerted(a)
@@ -390,6 +397,11 @@ class Pipeline:
     # ------------------------------------------------------------------ deliveries
     async def deliver_due(self, *, limit: int | None = None) -> int:
         """Claim due deliveries and attempt each once; channels are sent to in creation order."""
+        # One round at a time: two overlapping rounds would send one channel's rows out of order.
+        async with self._deliver_lock:
+            return await self._deliver_round(limit)
+
+    async def _deliver_round(self, limit: int | None) -> int:
         now = self.clock()
         batch = limit or self.config.delivery.concurrency * 4
         timeouts = [self._timeout(c) for c in self.config.channels]
@@ -408,14 +420,33 @@ class Pipeline:
         return float(getattr(channel, "timeout", self.config.delivery.timeout))
 
     async def _deliver_channel(self, deliveries: list[Delivery], sem: asyncio.Semaphore) -> None:
-        # One channel's deliveries go one after another, oldest first: a receiver sees them in
-        # creation order, and the first retryable failure stops the rest (they stay pending).
+        # One channel's deliveries start oldest first and the first retryable failure stops the
+        # rest (they stay pending). With per_channel = 1 each waits for the one before it, so a
+        # receiver sees creation order; with N > 1 up to N overlap (see DeliveryConfig).
+        window = asyncio.Semaphore(self.config.delivery.per_channel)
+        stopped = False
+        tasks: list[asyncio.Task[None]] = []
+
+        async def attempt(d: Delivery) -> None:
+            nonlocal stopped
+            try:
+                async with sem:
+                    if await self._attempt(d):
+                        stopped = True
+            except BaseException:
+                stopped = True  # as before: an unexpected error ends this channel's round
+                raise
+            finally:
+                window.release()
+
         for i, d in enumerate(deliveries):
-            async with sem:
-                stop = await self._attempt(d)
-            if stop:
-                await self.db(self._release, deliveries[i + 1 :])
-                return
+            await window.acquire()
+            if stopped:
+                window.release()
+                await self.db(self._release, deliveries[i:])
+                break
+            tasks.append(asyncio.create_task(attempt(d)))
+        await asyncio.gather(*tasks)
 
     def _release(self, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
