@@ -104,3 +104,40 @@ def reference_pattern(term: str, exact: bool) -> str:
 
 def is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
+
+
+_PLAIN = re.compile(r"[^\W]+")  # only word characters: findable as one token
+
+
+def token_keys(
+    term: str, exact: bool
+) -> tuple[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]] | None] | None:
+    """Token lookup keys of a term whose words are all plain word characters, else None.
+
+    A one-word term is present exactly when one of its forms is a token (a maximal run of word
+    characters) of the lower-cased text: the same as matching on word boundaries. A phrase is
+    keyed by its first word; all its words must be tokens (the last in any form) before its
+    regex confirms it. Returns (keys, None) or (keys, (words before the last, last forms)).
+    """
+    words = [w.lower() for w in _words(term)]
+    if not words or not all(_PLAIN.fullmatch(w) for w in words):
+        return None
+    last = tuple(dict.fromkeys([words[-1]] if exact else forms(words[-1])))
+    if len(words) > 1:
+        return (words[0],), (tuple(words[:-1]), frozenset(last))
+    return last, None
+
+
+def literal_prefix(term: str, exact: bool) -> str:
+    """The lower-case text every match of the term starts with (for a fast str.find)."""
+    words = [w.lower() for w in _words(term)]
+    if not words:
+        return ""
+    if len(words) > 1:
+        return words[0]
+    variants = [words[0]] if exact else forms(words[0])
+    shortest = min(variants, key=len)
+    n = 0
+    while n < len(shortest) and all(v[n] == shortest[n] for v in variants):
+        n += 1
+    return shortest[:n]

@@ -10,13 +10,21 @@ classifier-only rules). Character offsets are computed only for the atoms of mat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import re2
 
-from monitor.inflect import fold, folded_body, parse_term, set_pattern
+from monitor.inflect import (
+    fold,
+    literal_prefix,
+    parse_term,
+    reference_pattern,
+    set_pattern,
+    token_keys,
+)
 from monitor.matchnodes import (
     Atom,
     Context,
@@ -29,14 +37,14 @@ from monitor.rulespec import DEFAULT_FIELDS, Rule
 from monitor.types import Article, RuleMatch, TermHit
 
 FIELDS = ("title", "text", "url", "source", "tags")
+_WORDS = re.compile(r"\w+")
 MAX_HITS = 50  # evidence kept per rule
 
 
-def _options(*, longest: bool = False) -> Any:
+def _options() -> Any:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
-    options.longest_match = longest
     # A set's DFA must not run out of memory: RE2 would then report no match at all.
     options.max_mem = 1 << 30
     return options
@@ -88,6 +96,13 @@ class CompiledRule:
         return round(1.0 - (1.0 - strength) * (1.0 - p), 6), prob
 
 
+Phrase = tuple[tuple[str, ...], frozenset[str]] | None
+
+
+def token_keys_of(atom: Atom) -> tuple[tuple[str, ...], Phrase] | None:
+    return token_keys(*atom.term) if atom.kind == "term" else None
+
+
 class _Builder:
     def __init__(self) -> None:
         self.atoms: list[Atom] = []
@@ -97,15 +112,18 @@ class _Builder:
         if kind == "term":
             text, quoted = parse_term(raw)
             exact = exact or quoted
-            source = folded_body(text, exact)
-            pattern = set_pattern(text, exact)
+            pattern, reference = set_pattern(text, exact), reference_pattern(text, exact)
         else:
-            source = pattern = raw
+            pattern, reference = raw, ""
         key = (kind, pattern, fields)
         if key not in self._index:
-            regex = re2.compile(source, _options(longest=kind == "term"))
+            regex = re2.compile(raw, _options()) if kind == "regex" else None
             self._index[key] = len(self.atoms)
-            self.atoms.append(Atom(len(self.atoms), kind, pattern, fields, regex))
+            term = (text, exact) if kind == "term" else ("", False)
+            prefix = literal_prefix(text, exact) if kind == "term" else ""
+            self.atoms.append(
+                Atom(len(self.atoms), kind, pattern, fields, regex, reference, term, prefix)
+            )
         return self._index[key]
 
 
@@ -145,13 +163,13 @@ class RuleSet:
         self.topics: frozenset[str] = frozenset(r.topic for r in rules)
         self._compiled = tuple(compiled)
         self._atoms = tuple(b.atoms)
+        self._term_res: dict[int, re.Pattern[str]] = {}  # compiled when first needed
         self._by_id = {c.rule.id: c for c in compiled}
         # Rules that can match with no term present are always evaluated.
         self._always = tuple(
             i
             for i, c in enumerate(compiled)
-            if (not c.weights
-            and (c.root is None or not needs_term(c.root)))
+            if (not c.weights and (c.root is None or not needs_term(c.root)))
             or (c.weights and c.threshold <= 0)
         )
         triggers: dict[int, list[int]] = {}
@@ -162,10 +180,26 @@ class RuleSet:
             for atom in trigger:
                 triggers.setdefault(atom, []).append(i)
         self._triggers = {a: tuple(rs) for a, rs in triggers.items()}
+        # Plain terms are found by token lookup: one tokenisation per field, then dictionary
+        # hits, whatever the number of rules. RE2 sets take the rest (terms with punctuation
+        # inside, and regexes), whose DFA would grow with every distinct word otherwise.
+        self._tokens: dict[str, dict[str, tuple[tuple[int, Phrase], ...]]] = {}
+        lookup: dict[str, dict[str, list[tuple[int, Phrase]]]] = {}
+        rest: list[Atom] = []
+        for a in b.atoms:
+            keys = token_keys_of(a)
+            if keys is None:
+                rest.append(a)
+                continue
+            words, phrase = keys
+            for field in a.fields:
+                for word in words:
+                    lookup.setdefault(field, {}).setdefault(word, []).append((a.id, phrase))
+        self._tokens = {f: {w: tuple(v) for w, v in d.items()} for f, d in lookup.items()}
         self._sets: list[tuple[str, bool, Any, tuple[int, ...]]] = []
         for field in FIELDS:
             for kind in ("term", "regex"):
-                members = [a for a in b.atoms if a.kind == kind and field in a.fields]
+                members = [a for a in rest if a.kind == kind and field in a.fields]
                 if not members:
                     continue
                 rset = re2.Set.SearchSet(_options())
@@ -187,6 +221,19 @@ class RuleSet:
         texts = field_texts(article)
         folded: dict[str, str] = {}
         matched: set[int] = set()
+        ctx = Context(texts, folded, matched, probs, self._atoms, self._term_regex)
+        phrases: list[tuple[int, str]] = []
+        for field, index in self._tokens.items():
+            text = texts[field]
+            if not text:
+                continue
+            tokens = set(_WORDS.findall(text.lower()))
+            for word in index.keys() & tokens:
+                for atom, phrase in index[word]:
+                    if phrase is None:
+                        matched.add(atom)
+                    elif tokens.issuperset(phrase[0]) and not tokens.isdisjoint(phrase[1]):
+                        phrases.append((atom, field))
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
             if not text:
@@ -196,7 +243,16 @@ class RuleSet:
             found = rset.Match(text)
             if found:
                 matched.update(ids[i] for i in found)
-        return Context(texts, folded, matched, probs, self._atoms)
+        for atom, field in phrases:
+            if atom not in matched and ctx.confirm(atom, field):
+                matched.add(atom)
+        return ctx
+
+    def _term_regex(self, atom: Atom) -> re.Pattern[str]:
+        found = self._term_res.get(atom.id)
+        if found is None:
+            found = self._term_res[atom.id] = re.compile(atom.reference, re.IGNORECASE)
+        return found
 
     def _candidates(self, matched: set[int]) -> list[int]:
         cands = set(self._always)

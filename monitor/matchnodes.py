@@ -22,7 +22,10 @@ class Atom:
     kind: str  # "term" (inflected, on word boundaries, folded text) | "regex" (original text)
     pattern: str
     fields: tuple[str, ...]
-    regex: Any  # re2 pattern that finds the offsets
+    regex: Any  # regex atoms: the RE2 pattern that finds the offsets
+    reference: str = ""  # term atoms: the Python pattern (word boundaries) that finds them
+    term: tuple[str, bool] = ("", False)  # term atoms: (text, exact)
+    prefix: str = ""  # term atoms: the lower-case literal every match starts with
 
 
 @dataclass(slots=True)
@@ -34,8 +37,10 @@ class Context:
     matched: set[int]
     probs: Mapping[str, float]
     atoms: Sequence[Atom]
+    term_regex: Callable[[Atom], re.Pattern[str]]
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
+    _lower: dict[str, str] = field(default_factory=dict)
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
         key = (atom_id, field_name)
@@ -44,28 +49,36 @@ class Context:
             found = self._spans[key] = self._find(self.atoms[atom_id], field_name)
         return found
 
-    def _find(self, atom: Atom, field_name: str) -> list[tuple[int, int]]:
-        if atom.id not in self.matched or not self.texts.get(field_name):
+    def confirm(self, atom_id: int, field_name: str) -> bool:
+        """Is this phrase (its first word seen as a token) really in the field?"""
+        key = (atom_id, field_name)
+        found = self._spans[key] = self._find(self.atoms[atom_id], field_name, check=False)
+        return bool(found)
+
+    def _find(self, atom: Atom, field_name: str, *, check: bool = True) -> list[tuple[int, int]]:
+        text = self.texts.get(field_name)
+        if (check and atom.id not in self.matched) or not text:
             return []
         if atom.kind == "regex":
-            return [
-                m.span() for m in atom.regex.finditer(self.texts[field_name]) if m.end() > m.start()
-            ]
-        text = self.folded.get(field_name) or self.texts[field_name]
-        out, pos, n = [], 0, len(text)
-        while pos <= n:
-            m = atom.regex.search(text, pos)
+            return [m.span() for m in atom.regex.finditer(text) if m.end() > m.start()]
+        low = self._lower.get(field_name)
+        if low is None:
+            low = self._lower[field_name] = text.lower()
+        finder = self.term_regex(atom)
+        if len(low) != len(text) or not atom.prefix:  # lower() changed offsets: rare, slow path
+            return [m.span() for m in finder.finditer(text)]
+        # str.find for the literal prefix, then an anchored match: far faster than a regex that
+        # starts with a look-behind. Python re is safe on these generated patterns (escaped
+        # literals, no nested repetition); analysts' regexes always run on RE2.
+        out: list[tuple[int, int]] = []
+        pos, prefix = 0, atom.prefix
+        while (i := low.find(prefix, pos)) >= 0:
+            m = None if i and is_word_char(low[i - 1]) else finder.match(low, i)
             if m is None:
-                break
-            start, end = m.span()
-            if (start == 0 or not is_word_char(text[start - 1])) and (
-                end == n or not is_word_char(text[end])
-            ):
-                out.append((start, end))
-                pos = end
+                pos = i + 1
             else:
-                # Not on a word boundary: a real match may still start inside this one.
-                pos = start + 1
+                out.append(m.span())
+                pos = m.end()
         return out
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:

@@ -31,8 +31,8 @@ def article(title: str = "", text: str = "", **kw: object) -> Article:
         source=str(kw.pop("source", "")),
         published=NOW,
         fetched_at=NOW,
-        tags=tuple(kw.pop("tags", ())),
-    )  # type: ignore[arg-type]
+        tags=tuple(str(t) for t in kw.pop("tags", ())),  # type: ignore[attr-defined]
+    )
 
 
 def ruleset(**specs: dict[str, object]) -> RuleSet:
