@@ -198,8 +198,11 @@ def run() -> Iterator[Result]:
                 scorer.score(articles[i : i + BATCH])
 
         alerts = sum(len(s.matches) for s in scorer.score(articles[:BATCH]))
-        floor = best_rate(len(docs), classify_only)
-        value = best_rate(len(articles), score_all)
+        # Interleaved, best of each: other work on a shared machine hits both sides alike.
+        floor = value = 0.0
+        for _ in range(3):
+            floor = max(floor, best_rate(len(docs), classify_only, repeat=1))
+            value = max(value, best_rate(len(articles), score_all, repeat=1))
         yield Result(
             name=f"score-{n}-rules",
             value=value,
