@@ -144,6 +144,7 @@ class Pipeline:
         # outbox tick (up to [delivery] poll later).
         self.on_outbox = on_outbox
         self._deliver_lock = asyncio.Lock()
+        self._delivered: list[DeliveryOutcome] | None = None  # this round's successes
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._commit_lock = asyncio.Lock()
 
@@ -413,8 +414,21 @@ class Pipeline:
         for d in due:
             by_channel.setdefault(d.channel, []).append(d)
         sem = asyncio.Semaphore(self.config.delivery.concurrency)
-        await asyncio.gather(*(self._deliver_channel(ds, sem) for ds in by_channel.values()))
+        # Successes are recorded together at the end of the round (one transaction instead of
+        # one each); a crash before that re-sends them under the same webhook-id, which
+        # receivers de-duplicate. Any other outcome first flushes them, to keep their order.
+        self._delivered = []
+        try:
+            await asyncio.gather(*(self._deliver_channel(ds, sem) for ds in by_channel.values()))
+        finally:
+            await self._flush_delivered()
+            self._delivered = None
         return len(due)
+
+    async def _flush_delivered(self) -> None:
+        if self._delivered:
+            batch, self._delivered = self._delivered, []
+            await self.db(self.store.record_attempts, batch)
 
     def _timeout(self, channel: Any) -> float:
         return float(getattr(channel, "timeout", self.config.delivery.timeout))
@@ -458,6 +472,7 @@ class Pipeline:
         now = self.clock()
         if channel is None:
             err = f"channel {d.channel!r} is not configured"
+            await self._flush_delivered()
             await self.db(self.store.record_attempt, self._failed(d, now, err, dead=True))
             log.error("delivery dead: %s", err, extra={"delivery": d.id, "channel": d.channel})
             return False
@@ -467,12 +482,13 @@ class Pipeline:
         except DeliveryError as exc:
             return await self._failure(d, exc, time.monotonic() - started)
         done = self.clock()
-        await self.db(
-            self.store.record_attempt,
-            DeliveryOutcome(
-                delivery_id=d.id, owner=self.owner, at=done, state=DeliveryState.DELIVERED
-            ),
+        outcome = DeliveryOutcome(
+            delivery_id=d.id, owner=self.owner, at=done, state=DeliveryState.DELIVERED
         )
+        if self._delivered is not None:
+            self._delivered.append(outcome)
+        else:
+            await self.db(self.store.record_attempt, outcome)
         self.observer.delivered(d, "delivered", time.monotonic() - started)
         log.info(
             "delivered",
@@ -482,6 +498,7 @@ class Pipeline:
 
     async def _failure(self, d: Delivery, exc: DeliveryError, elapsed: float) -> bool:
         now = self.clock()
+        await self._flush_delivered()
         extra = {"delivery": d.id, "channel": d.channel, "attempt": d.attempts + 1}
         if isinstance(exc, ChannelGoneError):
             await self.db(self.store.set_channel_status, d.channel, "gone", exc.detail, now)

@@ -463,27 +463,36 @@ class Store:
         return {k: tuple(v) for k, v in out.items()}
 
     def record_attempt(self, out: DeliveryOutcome) -> None:
-        t = out.at.timestamp()
         with self.db.transaction() as tx:
-            row = tx.one("SELECT channel FROM deliveries WHERE id = ?", (out.delivery_id,))
-            if row is None:
-                return
-            nxt = out.next_attempt_at.timestamp() if out.next_attempt_at else None
-            tx.execute(
-                "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
-                "last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
-                "delivered_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
-                (
-                    out.state.value,
-                    t,
-                    out.error,
-                    nxt,
-                    t if out.state is DeliveryState.DELIVERED else None,
-                    out.delivery_id,
-                ),
-            )
-            blocked = nxt if out.block_channel and nxt is not None else None
-            self._upsert_channel(tx, row["channel"], None, None, blocked, t)
+            self._record_attempt(tx, out)
+
+    def record_attempts(self, outcomes: Sequence[DeliveryOutcome]) -> None:
+        """Several outcomes, in order, in one transaction (a round's successes)."""
+        with self.db.transaction() as tx:
+            for out in outcomes:
+                self._record_attempt(tx, out)
+
+    def _record_attempt(self, tx: Tx, out: DeliveryOutcome) -> None:
+        t = out.at.timestamp()
+        row = tx.one("SELECT channel FROM deliveries WHERE id = ?", (out.delivery_id,))
+        if row is None:
+            return
+        nxt = out.next_attempt_at.timestamp() if out.next_attempt_at else None
+        tx.execute(
+            "UPDATE deliveries SET state = ?, attempts = attempts + 1, last_attempt_at = ?, "
+            "last_error = ?, next_attempt_at = COALESCE(?, next_attempt_at), "
+            "delivered_at = ?, lease_owner = NULL, lease_until = NULL WHERE id = ?",
+            (
+                out.state.value,
+                t,
+                out.error,
+                nxt,
+                t if out.state is DeliveryState.DELIVERED else None,
+                out.delivery_id,
+            ),
+        )
+        blocked = nxt if out.block_channel and nxt is not None else None
+        self._upsert_channel(tx, row["channel"], None, None, blocked, t)
 
     def release_delivery(self, delivery_id: str, owner: str) -> None:
         """Give a claimed delivery back untouched (it stays due)."""
