@@ -15,6 +15,7 @@ import os
 import tempfile
 import warnings
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import sklearn
 import skops.io as sio
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -31,8 +33,10 @@ from sklearn.linear_model import LogisticRegression
 
 from monitor.errors import DataError, ModelError
 from monitor.interfaces import Explanation
+from monitor.text import lower_without_accents, tokenize_lower
 
 log = logging.getLogger(__name__)
+
 
 FORMAT = "news-monitor/topic-model"
 FORMAT_VERSION = 1
@@ -103,6 +107,7 @@ class LinearTopicModel:
         self._feature_names: Any = None
         self._coefficients: Any = None
         self._scoring: tuple[Any, Any, Any, Any] | None = None
+        self._plain: bool | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -134,17 +139,75 @@ class LinearTopicModel:
             metadata=metadata,
         )
 
+    def tokens(self, text: str) -> list[str]:
+        """The model's own reading of a text: its preprocessing (lower case, accents stripped)
+        and token pattern. ``predict_tokens`` of these equals ``predict`` of the text, so a caller
+        that needs the words anyway (the rule matcher) tokenises once for both."""
+        if self.plain_tokens:
+            return tokenize_lower(lower_without_accents(text))
+        v = self._vectorizer
+        result: list[str] = v.build_tokenizer()(v.build_preprocessor()(text))
+        return result
+
+    @property
+    def plain_tokens(self) -> bool:
+        """True when this model reads a text as :func:`monitor.text.tokenize` does wherever
+        :func:`monitor.text.is_plain` holds (its vectorizer has the standard reading: lower
+        case, unicode accent stripping, runs of two or more word characters, word n-grams)."""
+        if self._plain is None:
+            v = self._vectorizer
+            self._plain = (
+                v.analyzer == "word"
+                and v.preprocessor is None
+                and v.tokenizer is None
+                and v.lowercase
+                and v.strip_accents == "unicode"
+                and v.token_pattern == r"(?u)\b\w\w+\b"
+                and v.stop_words is None
+            )
+        return self._plain
+
     def predict(self, texts: Sequence[str]) -> list[dict[str, float]]:
         if not texts:
             return []
+        return self._probabilities(self._vectorizer.transform(list(texts)))
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> list[dict[str, float]]:
+        """``predict`` for texts already split by :meth:`tokens`."""
+        if not token_lists:
+            return []
+        vocabulary = self._vectorizer.vocabulary_
+        grams = self._vectorizer.ngram_range
+        indptr: list[int] = [0]
+        indices: list[int] = []
+        counts: list[int] = []
+        lo, hi = grams
+        for toks in token_lists:
+            # Built with map/zip so the loops run in C: this is the vectoriser's hot path.
+            feats: list[Any] = list(toks) if lo == 1 else []
+            for n in range(max(2, lo), hi + 1):
+                feats += map(" ".join, zip(*(toks[i:] for i in range(n))))
+            found = Counter(map(vocabulary.get, feats))
+            found.pop(None, None)
+            indices += found.keys()
+            counts += found.values()
+            indptr.append(len(indices))
+        raw = csr_matrix(
+            (np.asarray(counts, dtype=np.float64), np.asarray(indices, dtype=np.int64), indptr),
+            shape=(len(token_lists), len(vocabulary)),
+        )
+        # The fitted vectorizer's own tf-idf step (sublinear tf, idf, l2 norm).
+        return self._probabilities(self._vectorizer._tfidf.transform(raw, copy=False))
+
+    def _probabilities(self, matrix: Any) -> list[dict[str, float]]:
         weights, intercepts, slopes, offsets = self._scorer()
-        matrix = self._vectorizer.transform(list(texts))
         decisions = np.asarray(matrix @ weights) + intercepts
         # Sigmoid calibration of each fold's regression, averaged per topic: what
         # CalibratedClassifierCV.predict_proba computes, in one product instead of
         # topics x folds validated calls (27 ms per single article otherwise).
         calibrated = expit(-(slopes * decisions + offsets))
-        probs = np.clip(calibrated.reshape(len(texts), len(self._topics), -1).mean(axis=2), 0, 1)
+        rows = matrix.shape[0]
+        probs = np.clip(calibrated.reshape(rows, len(self._topics), -1).mean(axis=2), 0, 1)
         return [dict(zip(self._topics, map(float, row), strict=True)) for row in probs]
 
     def _scorer(self) -> tuple[Any, Any, Any, Any]:

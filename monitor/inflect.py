@@ -114,13 +114,15 @@ def token_keys(
 ) -> tuple[tuple[str, ...], tuple[tuple[str, ...], frozenset[str]] | None] | None:
     """Token lookup keys of a term whose words are all plain word characters, else None.
 
-    A one-word term is present exactly when one of its forms is a token (a maximal run of word
-    characters) of the lower-cased text: the same as matching on word boundaries. A phrase is
-    keyed by its first word; all its words must be tokens (the last in any form) before its
-    regex confirms it. Returns (keys, None) or (keys, (words before the last, last forms)).
+    A one-word term is present exactly when one of its forms is a token (a maximal run of two
+    or more word characters) of the lower-cased text: the same as matching on word boundaries.
+    A phrase is keyed by its first word; all its words must be tokens (the last in any form)
+    before its regex confirms it. Returns (keys, None) or (keys, (words before the last, last forms)).
     """
     words = [w.lower() for w in _words(term)]
-    if not words or not all(_PLAIN.fullmatch(w) for w in words):
+    # Tokens are maximal runs of two or more word characters (the classifier's reading too);
+    # a term with a one-character word is left to the RE2 set.
+    if not words or not all(len(w) > 1 and _PLAIN.fullmatch(w) for w in words):
         return None
     last = tuple(dict.fromkeys([words[-1]] if exact else forms(words[-1])))
     if len(words) > 1:

@@ -37,6 +37,23 @@ class TopicModel(Protocol):
     def explain(self, text: str, *, top: int = 8) -> Explanation: ...
 
 
+@runtime_checkable
+class TokenTopicModel(TopicModel, Protocol):
+    """A TopicModel that can also score texts already split into words.
+
+    When ``plain_tokens`` is true, the model reads any text for which
+    :func:`monitor.text.is_plain` holds exactly as :func:`monitor.text.tokenize` does, so the
+    scorer tokenises each field once for the rule matcher and the classifier alike.
+    """
+
+    @property
+    def plain_tokens(self) -> bool: ...
+
+    def tokens(self, text: str) -> list[str]: ...
+
+    def predict_tokens(self, token_lists: Sequence[Sequence[str]]) -> list[dict[str, float]]: ...
+
+
 def document_text(title: str, text: str) -> str:
     """The one text a classifier sees for an article (training and scoring alike)."""
     return f"{title}\n{text}" if title else text

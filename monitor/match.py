@@ -34,10 +34,10 @@ from monitor.matchnodes import (
     positive_atoms,
 )
 from monitor.rulespec import DEFAULT_FIELDS, Rule
+from monitor.text import tokenize
 from monitor.types import Article, RuleMatch, TermHit
 
 FIELDS = ("title", "text", "url", "source", "tags")
-_WORDS = re.compile(r"\w+")
 MAX_HITS = 50  # evidence kept per rule
 
 
@@ -217,8 +217,14 @@ class RuleSet:
     def __len__(self) -> int:
         return len(self.rules)
 
-    def _context(self, article: Article, probs: Mapping[str, float]) -> Context:
+    def _context(
+        self,
+        article: Article,
+        probs: Mapping[str, float],
+        tokens: Mapping[str, Sequence[str]] | None = None,
+    ) -> Context:
         texts = field_texts(article)
+        given = tokens or {}
         folded: dict[str, str] = {}
         matched: set[int] = set()
         ctx = Context(texts, folded, matched, probs, self._atoms, self._term_regex)
@@ -227,12 +233,13 @@ class RuleSet:
             text = texts[field]
             if not text:
                 continue
-            tokens = set(_WORDS.findall(text.lower()))
-            for word in index.keys() & tokens:
+            words = given.get(field)
+            present = set(tokenize(text) if words is None else words)
+            for word in index.keys() & present:
                 for atom, phrase in index[word]:
                     if phrase is None:
                         matched.add(atom)
-                    elif tokens.issuperset(phrase[0]) and not tokens.isdisjoint(phrase[1]):
+                    elif present.issuperset(phrase[0]) and not present.isdisjoint(phrase[1]):
                         phrases.append((atom, field))
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
@@ -264,9 +271,15 @@ class RuleSet:
         return sorted(cands)
 
     def match(
-        self, article: Article, topics_probs: Mapping[str, float], explain: bool = False
+        self,
+        article: Article,
+        topics_probs: Mapping[str, float],
+        explain: bool = False,
+        *,
+        tokens: Mapping[str, Sequence[str]] | None = None,
     ) -> tuple[RuleMatch, ...]:
-        ctx = self._context(article, topics_probs)
+        """The rules that match; ``tokens`` may give :func:`tokenize` of some fields."""
+        ctx = self._context(article, topics_probs, tokens)
         out = []
         for i in self._candidates(ctx.matched):
             c = self._compiled[i]

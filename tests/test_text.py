@@ -1,0 +1,85 @@
+"""One reading of text for rules and classifier: the shared tokens change no result."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from monitor.classifier import builtin_model_path, load_model
+from monitor.match import RuleSet
+from monitor.rules import load_rules
+from monitor.score import Scorer
+from monitor.text import is_plain, lower_without_accents, tokenize
+from monitor.types import Article
+
+SAMPLES = [
+    "EU widens sanctions on Russia’s shadow fleet — 52 tankers listed",
+    "Troops massed near the border; a convoy of T-72 tanks was seen at 5 a.m.",
+    "Türkiye’s café owners say naïve résumé writers ﬁnd jobs",
+    "Gas flows via Ukraine halted… transit fee dispute, said Gazprom",
+    "",
+    "a b c",
+]
+
+needs_model = pytest.mark.skipif(
+    not builtin_model_path().exists(), reason="the builtin model file is not built"
+)
+
+
+def test_tokens_are_runs_of_two_or_more_word_characters() -> None:
+    assert tokenize("The U.S. and EU-27 ban a T-72's 5 exports_2") == [
+        "the",
+        "and",
+        "eu",
+        "27",
+        "ban",
+        "72",
+        "exports_2",
+    ]
+
+
+def test_is_plain_says_when_accent_stripping_changes_nothing() -> None:
+    assert is_plain("plain ascii") and is_plain("Russia’s “quotes” — dash")
+    assert not is_plain("café") and not is_plain("ﬁnd")
+    for s in SAMPLES:
+        if is_plain(s):
+            assert lower_without_accents(s) == s.lower()
+
+
+@needs_model
+def test_model_reads_tokens_as_it_reads_text() -> None:
+    model = load_model("builtin")
+    direct = model.predict(SAMPLES)
+    via_tokens = model.predict_tokens([model.tokens(s) for s in SAMPLES])
+    for a, b in zip(direct, via_tokens, strict=True):
+        assert a.keys() == b.keys()
+        assert all(abs(a[k] - b[k]) < 1e-6 for k in a)  # float32 features
+    for s in SAMPLES:
+        if is_plain(s):
+            assert model.tokens(s) == tokenize(s)
+
+
+@needs_model
+def test_scoring_with_shared_tokens_equals_scoring_without() -> None:
+    model = load_model("builtin")
+    rules: RuleSet = load_rules(["rules"])
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    articles = [
+        Article(
+            id=str(i),
+            url="https://x/",
+            title=t,
+            text=t + " " + t,
+            source="s",
+            published=now,
+            fetched_at=now,
+        )
+        for i, t in enumerate(SAMPLES)
+    ]
+    scored = Scorer(model, rules).score(articles)
+    for s in scored:
+        plain = rules.match(s.article, model.predict([f"{s.article.title}\n{s.article.text}"])[0])
+        assert [(m.rule, m.score, m.hits) for m in s.matches] == [
+            (m.rule, pytest.approx(m.score), m.hits) for m in plain
+        ]
