@@ -39,6 +39,7 @@ from monitor.types import Article, RuleMatch, TermHit
 
 FIELDS = ("title", "text", "url", "source", "tags")
 MAX_HITS = 50  # evidence kept per rule
+HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
 
 
 def _options() -> Any:
@@ -300,7 +301,7 @@ class RuleSet:
         for atom in sorted(c.positives & ctx.matched):
             label = c.labels.get(atom, self._atoms[atom].pattern)
             for field in self._atoms[atom].fields:
-                for start, end in ctx.spans(atom, field):
+                for start, end in ctx.first_spans(atom, field, HITS_PER_TERM):
                     hits.append(
                         TermHit(
                             field=field,

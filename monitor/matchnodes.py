@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
@@ -49,24 +50,33 @@ class Context:
             found = self._spans[key] = self._find(self.atoms[atom_id], field_name)
         return found
 
+    def first_spans(self, atom_id: int, field_name: str, limit: int) -> list[tuple[int, int]]:
+        """The first ``limit`` spans (evidence needs a few, not every occurrence)."""
+        found = self._spans.get((atom_id, field_name))
+        if found is not None:
+            return found[:limit]
+        return self._find(self.atoms[atom_id], field_name, limit=limit)
+
     def confirm(self, atom_id: int, field_name: str) -> bool:
         """Is this phrase (its first word seen as a token) really in the field?"""
-        key = (atom_id, field_name)
-        found = self._spans[key] = self._find(self.atoms[atom_id], field_name, check=False)
+        found = self._find(self.atoms[atom_id], field_name, check=False, limit=1)
         return bool(found)
 
-    def _find(self, atom: Atom, field_name: str, *, check: bool = True) -> list[tuple[int, int]]:
+    def _find(
+        self, atom: Atom, field_name: str, *, check: bool = True, limit: int = 1 << 30
+    ) -> list[tuple[int, int]]:
         text = self.texts.get(field_name)
         if (check and atom.id not in self.matched) or not text:
             return []
         if atom.kind == "regex":
-            return [m.span() for m in atom.regex.finditer(text) if m.end() > m.start()]
+            spans = (m.span() for m in atom.regex.finditer(text) if m.end() > m.start())
+            return list(itertools.islice(spans, limit))
         low = self._lower.get(field_name)
         if low is None:
             low = self._lower[field_name] = text.lower()
         finder = self.term_regex(atom)
         if len(low) != len(text) or not atom.prefix:  # lower() changed offsets: rare, slow path
-            return [m.span() for m in finder.finditer(text)]
+            return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
         # str.find for the literal prefix, then an anchored match: far faster than a regex that
         # starts with a look-behind. Python re is safe on these generated patterns (escaped
         # literals, no nested repetition); analysts' regexes always run on RE2.
@@ -78,6 +88,8 @@ class Context:
                 pos = i + 1
             else:
                 out.append(m.span())
+                if len(out) >= limit:
+                    break
                 pos = m.end()
         return out
 
