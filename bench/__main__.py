@@ -24,7 +24,9 @@ def _groups() -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
-    parser.add_argument("--only", default="", help="run only benchmarks whose name starts with this")
+    parser.add_argument(
+        "--only", default="", help="run only benchmarks whose name starts with this"
+    )
     args = parser.parse_args()
     if not args.json:
         print(f"{'benchmark':<22} {'value':>12} {'unit':<12} {'floor':>12} {'ratio':>7}  note")

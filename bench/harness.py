@@ -1,8 +1,8 @@
 """Benchmark harness: every figure is printed with a floor measured in the same run.
 
-A benchmark module ``bench/bench_<group>.py`` defines ``GROUPS: dict[str, Callable[[], Iterable[Result]]]``;
-the key is a name prefix (``score``, ``ingest``, ...), so ``--only score`` runs just that group.
-``ratio`` is value/floor for rates (higher is better) and floor/value for times and sizes, so 1.0
+A benchmark module ``bench/bench_<group>.py`` defines
+``GROUPS: dict[str, Callable[[], Iterable[Result]]]``; the key is a name prefix (``score``,
+``ingest``, ...), so ``--only score`` runs just that group. ``ratio`` is value/floor for rates (higher is better) and floor/value for times and sizes, so 1.0
 means "at the floor" and lower is worse.
 """
 

@@ -186,7 +186,7 @@ class LinearTopicModel:
             # Built with map/zip so the loops run in C: this is the vectoriser's hot path.
             feats: list[Any] = list(toks) if lo == 1 else []
             for n in range(max(2, lo), hi + 1):
-                feats += map(" ".join, zip(*(toks[i:] for i in range(n))))
+                feats += map(" ".join, zip(*(toks[i:] for i in range(n)), strict=False))
             found = Counter(map(vocabulary.get, feats))
             found.pop(None, None)
             indices += found.keys()

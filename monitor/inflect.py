@@ -117,7 +117,8 @@ def token_keys(
     A one-word term is present exactly when one of its forms is a token (a maximal run of two
     or more word characters) of the lower-cased text: the same as matching on word boundaries.
     A phrase is keyed by its first word; all its words must be tokens (the last in any form)
-    before its regex confirms it. Returns (keys, None) or (keys, (words before the last, last forms)).
+    before its regex confirms it. Returns (keys, None) or
+    (keys, (words before the last, last forms)).
     """
     words = [w.lower() for w in _words(term)]
     # Tokens are maximal runs of two or more word characters (the classifier's reading too);
