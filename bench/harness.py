@@ -2,8 +2,9 @@
 
 A benchmark module ``bench/bench_<group>.py`` defines
 ``GROUPS: dict[str, Callable[[], Iterable[Result]]]``; the key is a name prefix (``score``,
-``ingest``, ...), so ``--only score`` runs just that group. ``ratio`` is value/floor for rates (higher is better) and floor/value for times and sizes, so 1.0
-means "at the floor" and lower is worse.
+``ingest``, ...), so ``--only score`` runs just that group. ``ratio`` is value/floor for rates
+(higher is better) and floor/value for times and sizes, so 1.0 means "at the floor" and lower
+is worse.
 """
 
 from __future__ import annotations
