@@ -21,9 +21,12 @@ Bodies too short to shingle (title-only feeds) fall back to title plus body.
 
 from __future__ import annotations
 
-import hashlib
 import re
+import zlib
 from functools import lru_cache
+from typing import Any
+
+import numpy as np
 
 from monitor.types import Article
 
@@ -32,7 +35,11 @@ LEAD_WORDS = 40  # the opening that summary-only copies keep
 MIN_SHINGLES = 8  # fewer than this from the body: shingle title + body instead
 CONTAINMENT = 0.5  # same_story: shared shingles / shingles of the smaller text
 SHORT_CONTAINMENT = 0.8  # the same for short (title-only) texts, which agree by chance more
-_MASK64 = (1 << 64) - 1
+_POSITIONS = np.array(
+    [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64
+)  # one odd multiplier per word position: "a b c" and "c b a" hash differently
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
 _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -74,46 +81,52 @@ def _words(text: str) -> list[str]:
     return [w.casefold().replace("’", "'") for w in _WORD.findall(text)]
 
 
-def _shingles_of(words: list[str]) -> frozenset[int]:
+def _hash_array(words: list[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """64-bit hashes of the word 3-shingles, computed with array arithmetic: each word gets a
+    stable CRC-32 once, and a shingle's hash mixes its words' hashes position by position."""
     if not words:
-        return frozenset()
+        return np.empty(0, dtype=np.uint64)
+    h = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
     if len(words) < SHINGLE:
-        return frozenset({_hash(" ".join(words))})
-    return frozenset(
-        _hash(" ".join(words[i : i + SHINGLE])) for i in range(len(words) - SHINGLE + 1)
-    )
+        h = np.array([np.bitwise_xor.reduce(h * _POSITIONS[: len(h)])], dtype=np.uint64)
+        return _mix(h)
+    n = len(words) - SHINGLE + 1
+    grams = h[:n] * _POSITIONS[0]
+    for i in range(1, SHINGLE):
+        grams ^= h[i : i + n] * _POSITIONS[i]
+    return _mix(grams)
+
+
+def _mix(x: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    # splitmix64's finaliser: a cheap, well-mixed permutation of 64-bit ints (uint64 wraps).
+    x = x ^ (x >> _S30)
+    x = x * _M1
+    x = x ^ (x >> _S27)
+    x = x * _M2
+    return x ^ (x >> _S31)
+
+
+@lru_cache(maxsize=4096)
+def _body_and_lead(
+    title: str, text: str
+) -> tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]:
+    words = _words(strip_boilerplate(text))
+    if len(words) - SHINGLE + 1 < MIN_SHINGLES:
+        both = _hash_array(_words(title) + words)
+        return both, both
+    body = _hash_array(words)
+    return body, body[: LEAD_WORDS - SHINGLE + 1]  # the shingles of the first LEAD_WORDS words
 
 
 @lru_cache(maxsize=4096)
 def shingles(title: str, text: str) -> frozenset[int]:
     """64-bit hashes of the word 3-shingles that characterise a story."""
-    body = _words(strip_boilerplate(text))
-    if len(body) - SHINGLE + 1 >= MIN_SHINGLES:
-        return _shingles_of(body)
-    return _shingles_of(_words(title) + body)
+    return frozenset(_body_and_lead(title, text)[0].tolist())
 
 
-def _hash(shingle: str) -> int:
-    return int.from_bytes(hashlib.blake2b(shingle.encode(), digest_size=8).digest(), "little")
-
-
-def _mix(x: int) -> int:
-    # splitmix64's finaliser: a cheap, well-mixed permutation of 64-bit ints, one per seed.
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK64
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK64
-    return x ^ (x >> 31)
-
-
-def _lead(title: str, text: str) -> frozenset[int]:
-    words = _words(strip_boilerplate(text))
-    if len(words) - SHINGLE + 1 < MIN_SHINGLES:
-        return shingles(title, text)
-    return _shingles_of(words[:LEAD_WORDS])
-
-
-def _minhash16(grams: frozenset[int], seed: int) -> int:
+def _minhash16(grams: np.ndarray[Any, np.dtype[np.uint64]], seed: int) -> int:
     # The low bits of the minimum are uniform; its high bits are biased towards zero.
-    return min(_mix(g ^ seed) for g in grams) & 0xFFFF
+    return int(_mix(grams ^ np.uint64(seed)).min()) & 0xFFFF
 
 
 def signature(title: str, text: str) -> int:
@@ -123,10 +136,9 @@ def signature(title: str, text: str) -> int:
     copy (just the opening paragraph) has a low Jaccard similarity with the full article but a
     high one with its lead, and a copy with its tail trimmed matches on both.
     """
-    body = shingles(title, text)
-    if not body:
+    body, lead = _body_and_lead(title, text)
+    if not len(body):
         return 0
-    lead = _lead(title, text)
     values = (
         _minhash16(body, _SEEDS[0]),
         _minhash16(body, _SEEDS[1]),
