@@ -144,7 +144,8 @@ class Pipeline:
         # outbox tick (up to [delivery] poll later).
         self.on_outbox = on_outbox
         self._deliver_lock = asyncio.Lock()
-        self._delivered: list[DeliveryOutcome] | None = None  # this round's successes
+        # This round's successes, recorded together: (outcome, delivery, seconds it took).
+        self._delivered: list[tuple[DeliveryOutcome, Delivery, float]] | None = None
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         self._commit_lock = asyncio.Lock()
 
@@ -428,7 +429,9 @@ class Pipeline:
     async def _flush_delivered(self) -> None:
         if self._delivered:
             batch, self._delivered = self._delivered, []
-            await self.db(self.store.record_attempts, batch)
+            await self.db(self.store.record_attempts, [outcome for outcome, _, _ in batch])
+            for _, d, elapsed in batch:  # observed once committed, so metrics match the store
+                self.observer.delivered(d, "delivered", elapsed)
 
     def _timeout(self, channel: Any) -> float:
         return float(getattr(channel, "timeout", self.config.delivery.timeout))
@@ -485,11 +488,12 @@ class Pipeline:
         outcome = DeliveryOutcome(
             delivery_id=d.id, owner=self.owner, at=done, state=DeliveryState.DELIVERED
         )
+        elapsed = time.monotonic() - started
         if self._delivered is not None:
-            self._delivered.append(outcome)
+            self._delivered.append((outcome, d, elapsed))
         else:
             await self.db(self.store.record_attempt, outcome)
-        self.observer.delivered(d, "delivered", time.monotonic() - started)
+            self.observer.delivered(d, "delivered", elapsed)
         log.info(
             "delivered",
             extra={"delivery": d.id, "channel": d.channel, "attempt": d.attempts + 1},
