@@ -2,13 +2,15 @@
 
 Two steps, as the store can afford them:
 
-1. Candidates. :func:`signature` packs four independent 16-bit MinHash values of the body's
-   word 3-shingles into one unsigned 64-bit int; :func:`bands` splits it back into the four
-   16-bit values the store indexes. Two bodies with Jaccard similarity J share a given band with
+1. Candidates. :func:`signature` packs four independent 31-bit MinHash values of the body's
+   word 3-shingles into one int (32 bits apart); :func:`bands` splits it back into the four
+   values the store indexes. Two bodies with Jaccard similarity J share a given band with
    probability J (plus 2^-16 by chance), so at least one of four with probability
    1 - (1 - J)^4: 0.94 at J = 0.5, 0.996 at J = 0.75. A 64-bit SimHash was the first idea, but
    its bands only survive near-identical texts: a copy with its last paragraph trimmed flips
    around 8-10 of 64 bits, and then shares a clean 16-bit band only about a third of the time.
+   Bands were 16 bits at first; with tens of thousands of stored articles each new one then met
+   several unrelated candidates by chance, each costing a shingle comparison.
 2. Decision. :func:`same_story` compares the two bodies' shingle sets directly: containment
    (shared shingles over the smaller set) tolerates a trimmed tail or a summary-only copy, and
    3-word shingles are specific enough that different stories on the same topic, which share
@@ -31,6 +33,9 @@ import numpy as np
 from monitor.types import Article
 
 SHINGLE = 3  # words per shingle
+# A band is 31 bits (it fits a signed 32-bit column): unrelated articles share one by chance with
+# probability about 4 x W / 2^31 for W stored articles, so candidates do not grow with the store.
+BAND_MASK = (1 << 31) - 1
 LEAD_WORDS = 40  # the opening that summary-only copies keep
 MIN_SHINGLES = 8  # fewer than this from the body: shingle title + body instead
 CONTAINMENT = 0.5  # same_story: shared shingles / shingles of the smaller text
@@ -124,13 +129,13 @@ def shingles(title: str, text: str) -> frozenset[int]:
     return frozenset(_body_and_lead(title, text)[0].tolist())
 
 
-def _minhash16(grams: np.ndarray[Any, np.dtype[np.uint64]], seed: int) -> int:
+def _minhash(grams: np.ndarray[Any, np.dtype[np.uint64]], seed: int) -> int:
     # The low bits of the minimum are uniform; its high bits are biased towards zero.
-    return int(_mix(grams ^ np.uint64(seed)).min()) & 0xFFFF
+    return int(_mix(grams ^ np.uint64(seed)).min()) & BAND_MASK
 
 
 def signature(title: str, text: str) -> int:
-    """Four 16-bit MinHash values in one unsigned 64-bit int; 0 when there is no text at all.
+    """Four 31-bit MinHash values in one int (bands at bits 0, 32, 64, 96); 0 when no text.
 
     Bands 0-1 sample the whole body, bands 2-3 its first ``LEAD_WORDS`` words: a summary-only
     copy (just the opening paragraph) has a low Jaccard similarity with the full article but a
@@ -140,18 +145,23 @@ def signature(title: str, text: str) -> int:
     if not len(body):
         return 0
     values = (
-        _minhash16(body, _SEEDS[0]),
-        _minhash16(body, _SEEDS[1]),
-        _minhash16(lead, _SEEDS[2]),
-        _minhash16(lead, _SEEDS[3]),
+        _minhash(body, _SEEDS[0]),
+        _minhash(body, _SEEDS[1]),
+        _minhash(lead, _SEEDS[2]),
+        _minhash(lead, _SEEDS[3]),
     )
-    sig = values[0] | values[1] << 16 | values[2] << 32 | values[3] << 48
+    sig = values[0] | values[1] << 32 | values[2] << 64 | values[3] << 96
     return sig or 1  # 0 is reserved for "no signature"
 
 
 def bands(sig: int) -> tuple[int, int, int, int]:
-    """The four 16-bit bands the store indexes; one shared band makes a candidate pair."""
-    return (sig & 0xFFFF, (sig >> 16) & 0xFFFF, (sig >> 32) & 0xFFFF, (sig >> 48) & 0xFFFF)
+    """The four 31-bit bands the store indexes; one shared band makes a candidate pair."""
+    return (
+        sig & BAND_MASK,
+        (sig >> 32) & BAND_MASK,
+        (sig >> 64) & BAND_MASK,
+        (sig >> 96) & BAND_MASK,
+    )
 
 
 def band_distance(a: int, b: int) -> int:

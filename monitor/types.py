@@ -109,7 +109,7 @@ class Article:
     tags: tuple[str, ...] = ()  # the feed's tags from the configuration
     categories: tuple[str, ...] = ()  # the entry's own categories
     fingerprint: str = ""  # hash of the normalised content: exact duplicates
-    signature: int = 0  # near-duplicate signature: four 16-bit MinHash bands; 0 when no text
+    signature: int = 0  # near-duplicate signature: four 31-bit MinHash bands; 0 when no text
     story_id: str = ""  # id of the first article of this story; equals id for a new story
 
 

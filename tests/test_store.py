@@ -110,7 +110,7 @@ def test_an_alert_is_stored_once_per_rule_and_story_with_its_delivery(store: Sto
 def test_exact_and_near_duplicate_lookups(store: Store) -> None:
     store.sync_feeds(feeds("a"), at(0))
     (f,) = store.claim_due_feeds("me", at(0), limit=1, lease=30)
-    sig = 0xFFFF_0000_1234_ABCD
+    sig = 0x1111_2222_0333_4444_0555_6666_0777_8888  # four 31-bit bands, 32 bits apart
     poll(store, f.feed_id, articles=(article(1, sig=sig),))
     assert store.known_article_ids(["art-1", "art-9"]) == {"art-1"}
     assert store.exact_duplicate("https://news.example/1", "nope") == "art-1"
@@ -118,7 +118,8 @@ def test_exact_and_near_duplicate_lookups(store: Store) -> None:
     assert store.exact_duplicate("https://other/", "nope") is None
     near = store.near_candidates(sig ^ 0b111, at(-10))  # three bits off: one band differs
     assert [a.id for a in near] == ["art-1"] and near[0].signature == sig
-    assert store.near_candidates(sig ^ 0x0001_0001_0001_0001, at(-10)) == []
+    every_band = 1 | 1 << 32 | 1 << 64 | 1 << 96
+    assert store.near_candidates(sig ^ every_band, at(-10)) == []
 
 
 def _outbox(store: Store, n: int, channel: str = "hook") -> list[str]:

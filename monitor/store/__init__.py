@@ -226,7 +226,7 @@ class Store:
         return None if row is None else str(row["story_id"])
 
     def near_candidates(self, signature: int, since: datetime, *, limit: int = 50) -> list[Article]:
-        """Stored articles since ``since`` sharing at least one 16-bit band of the signature."""
+        """Stored articles since ``since`` sharing at least one band of the signature."""
         b = rows.bands(signature)
         with self.db.transaction() as tx:
             found = tx.all(

@@ -44,9 +44,17 @@ def unsigned64(value: int) -> int:
     return value & _MASK
 
 
+_BAND = (1 << 31) - 1
+
+
 def bands(signature: int) -> tuple[int, int, int, int]:
-    s = unsigned64(signature)
-    return (s & 0xFFFF, (s >> 16) & 0xFFFF, (s >> 32) & 0xFFFF, (s >> 48) & 0xFFFF)
+    """The four 31-bit near-duplicate bands of a signature (see monitor.dedupe)."""
+    s = signature
+    return (s & _BAND, (s >> 32) & _BAND, (s >> 64) & _BAND, (s >> 96) & _BAND)
+
+
+def from_bands(b0: int, b1: int, b2: int, b3: int) -> int:
+    return int(b0) | int(b1) << 32 | int(b2) << 64 | int(b3) << 96
 
 
 def dumps(value: Any) -> str:
@@ -87,7 +95,7 @@ def article(row: Row) -> Article:
         tags=tuple(orjson.loads(row["tags"])),
         categories=tuple(orjson.loads(row["categories"])),
         fingerprint=row["fingerprint"],
-        signature=unsigned64(int(row["signature"])),
+        signature=from_bands(row["band0"], row["band1"], row["band2"], row["band3"]),
         story_id=row["story_id"],
     )
 
@@ -108,13 +116,13 @@ def article_params(a: Article, feed_id: int | None) -> tuple[Any, ...]:
         dumps(list(a.tags)),
         dumps(list(a.categories)),
         a.fingerprint,
-        signed64(a.signature),
+        signed64(a.signature),  # its low 64 bits: non-zero exactly when there is a signature
         *b,
         a.story_id or a.id,
     )
 
 
-ARTICLE_COLUMNS = (
+ARTICLE_COLUMNS = (  # bands are stored in full; the signature is rebuilt from them
     "id, feed_id, url, title, text, source, feed_url, published, first_seen, language, tags, "
     "categories, fingerprint, signature, band0, band1, band2, band3, story_id"
 )

@@ -159,6 +159,16 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "near-duplicate bands widen from 16 to 31 bits: older signatures no longer compare",
+        """
+        UPDATE articles SET signature = 0, band0 = 0, band1 = 0, band2 = 0, band3 = 0
+        """,
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
 
 TYPES = {
