@@ -36,6 +36,9 @@ SHINGLE = 3  # words per shingle
 # A band is 31 bits (it fits a signed 32-bit column): unrelated articles share one by chance with
 # probability about 4 x W / 2^31 for W stored articles, so candidates do not grow with the store.
 BAND_MASK = (1 << 31) - 1
+# Shingle sets are cached for the comparisons of one poll (an article against its few
+# candidates); a few hundred entries suffice, and each holds a few hundred 64-bit hashes.
+CACHE = 512
 LEAD_WORDS = 40  # the opening that summary-only copies keep
 MIN_SHINGLES = 8  # fewer than this from the body: shingle title + body instead
 CONTAINMENT = 0.5  # same_story: shared shingles / shingles of the smaller text
@@ -111,7 +114,7 @@ def _mix(x: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np
     return x ^ (x >> _S31)
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE)
 def _body_and_lead(
     title: str, text: str
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]:
@@ -123,7 +126,7 @@ def _body_and_lead(
     return body, body[: LEAD_WORDS - SHINGLE + 1]  # the shingles of the first LEAD_WORDS words
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=CACHE)
 def shingles(title: str, text: str) -> frozenset[int]:
     """64-bit hashes of the word 3-shingles that characterise a story."""
     return frozenset(_body_and_lead(title, text)[0].tolist())
