@@ -16,7 +16,6 @@ import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
 
@@ -24,6 +23,8 @@ import httpx
 
 from monitor.config import FetchConfig
 from monitor.errors import FeedGoneError, FetchError
+from monitor.httpdates import http_date
+from monitor.httpdates import retry_after as parse_retry_after
 from monitor.types import FeedState, FetchResult
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -148,29 +149,6 @@ class _Inflater:
         return bytes(out)
 
 
-def _http_date(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value.strip())
-    except (TypeError, ValueError, IndexError):
-        return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
-    """``Retry-After``: delay-seconds or an HTTP-date, as seconds from ``now`` (never negative)."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isdigit():
-        return float(text)
-    when = _http_date(text)
-    if when is None:
-        return None
-    return max(0.0, (when - now).total_seconds())
-
-
 def parse_max_age(headers: Mapping[str, str], *, now: datetime) -> float | None:
     """Freshness lifetime from ``Cache-Control: max-age`` (wins) or ``Expires``, in seconds."""
     cache_control = headers.get("cache-control", "")
@@ -183,7 +161,7 @@ def parse_max_age(headers: Mapping[str, str], *, now: datetime) -> float | None:
     expires = headers.get("expires")
     if expires is None:
         return None
-    when = _http_date(expires)
+    when = http_date(expires)
     # An invalid Expires (often "0" or "-1") means "already expired": no hint to wait.
     if when is None:
         return None
@@ -192,7 +170,7 @@ def parse_max_age(headers: Mapping[str, str], *, now: datetime) -> float | None:
 
 def _server_now(headers: Mapping[str, str], clock: Clock) -> datetime:
     # Expires and an HTTP-date Retry-After are relative to the server's clock, not ours.
-    return _http_date(headers.get("date")) or clock()
+    return http_date(headers.get("date")) or clock()
 
 
 def _conditional_headers(state: FeedState) -> dict[str, str]:

@@ -13,7 +13,8 @@ import pytest
 
 from monitor.config import FetchConfig
 from monitor.errors import FeedGoneError, FetchError
-from monitor.fetch import HostLimiter, fetch_feed, make_client, parse_max_age, parse_retry_after
+from monitor.fetch import HostLimiter, fetch_feed, make_client, parse_max_age
+from monitor.httpdates import retry_after as parse_retry_after
 from monitor.polling import next_poll_delay
 from monitor.types import FeedState
 

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from monitor.channels import build_channel
-from monitor.channels.webhook import WebhookChannel, retry_after_seconds, secret_key
+from monitor.channels.webhook import WebhookChannel, secret_key
 from monitor.config import parse_config
 from monitor.errors import (
     ChannelGoneError,
@@ -24,6 +24,7 @@ from monitor.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+from monitor.httpdates import retry_after
 from monitor.payload import test_payload
 from monitor.types import Delivery
 
@@ -194,9 +195,11 @@ async def test_503_retry_after_http_date_is_reported(rx: WebhookReceiver) -> Non
 
 
 def test_unusable_retry_after_is_ignored() -> None:
-    assert retry_after_seconds("soon", now=0.0) is None
-    assert retry_after_seconds(None, now=0.0) is None
-    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=2e9) == 0.0  # past
+    assert retry_after("soon", now=datetime.fromtimestamp(0, UTC)) is None
+    assert retry_after(None, now=datetime.fromtimestamp(0, UTC)) is None
+    assert (
+        retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now=datetime.fromtimestamp(2e9, UTC)) == 0.0
+    )  # past
 
 
 async def test_redirect_is_not_followed_even_by_a_following_client(rx: WebhookReceiver) -> None:

@@ -21,7 +21,6 @@ import hmac
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +33,7 @@ from monitor.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+from monitor.httpdates import retry_after as parse_retry_after
 from monitor.types import Delivery, Receipt
 
 SECRET_PREFIX = "whsec_"
@@ -80,22 +80,6 @@ def sign(keys: Sequence[bytes], msg_id: str, timestamp: int, body: bytes) -> str
         "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
         for key in keys
     )
-
-
-def retry_after_seconds(value: str | None, *, now: float) -> float | None:
-    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; None if unusable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 9110 dates are GMT
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
 
 
 def _one_line(text: str) -> str:
@@ -212,7 +196,9 @@ class WebhookChannel:
                 except httpx.HTTPError:
                     pass  # the status decides; a broken error page only loses its excerpt
                 snippet = _one_line(body[:_READ_LIMIT].decode("utf-8", "replace"))
-            retry_after = retry_after_seconds(response.headers.get("retry-after"), now=now)
+            retry_after = parse_retry_after(
+                response.headers.get("retry-after"), now=datetime.fromtimestamp(now, UTC)
+            )
             return response.status_code, snippet, retry_after
 
     def _error(self, error: DeliveryError, delivery: Delivery) -> DeliveryError:
