@@ -272,8 +272,7 @@ class Pipeline(DeliveryLoop):
         rules = {m.rule for s in scored for m in s.matches}
         if not rules:
             return Routed(alerts=(), deliveries=())
-        silenced = {s["rule"] for s in await self.db(self.store.list_silences, now)}
-        last = await self.db(self.store.last_alert_times, rules)
+        silenced, last = await self.db(self.store.suppression_state, rules, now)
         return route(
             scored,
             now=now,

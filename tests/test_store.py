@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import pytest
 
@@ -227,3 +228,14 @@ def test_concurrent_claimants_never_share_a_feed(store_url: str) -> None:
 def test_unreachable_database_is_a_clear_error() -> None:
     with pytest.raises(StoreError, match="cannot connect to PostgreSQL"):
         open_store("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
+
+
+def test_suppression_state_reads_silences_and_last_unsuppressed_alerts(store: Store) -> None:
+    store.sync_feeds(feeds("a"), at(0))
+    quiet = replace(alert(2, rule="r2", when=50), suppressed="cooldown")
+    poll(store, 1, articles=(article(1), article(2)), alerts=(alert(1, when=10), quiet))
+    store.add_silence("r2", at(0), at(100), "")
+    silenced, last = store.suppression_state(["r1", "r2", "r3"], at(60))
+    assert silenced == {"r2"}
+    assert last == {"r1": at(10)}  # r2's only alert was suppressed: no cooldown starts from it
+    assert store.suppression_state(["r2"], at(100))[0] == set()

@@ -34,19 +34,32 @@ class HistoryStore(StoreBase):
         by_id = {r["id"]: rows.alert(r) for r in found}
         return [by_id[i] for i in ids if i in by_id]
 
-    def last_alert_times(self, rules: Iterable[str]) -> dict[str, datetime]:
-        """When each rule last raised an alert that was not suppressed (for cooldowns)."""
+    def suppression_state(
+        self, rules: Iterable[str], now: datetime
+    ) -> tuple[set[str], dict[str, datetime]]:
+        """What routing a poll's matches needs, in one transaction: which of ``rules`` are
+        silenced at ``now``, and when each last raised an alert that was not suppressed (for
+        cooldowns)."""
         wanted = sorted(set(rules))
         if not wanted:
-            return {}
+            return set(), {}
         marks = ",".join("?" * len(wanted))
+        t = now.timestamp()
         with self.db.transaction() as tx:
-            found = tx.all(
+            silenced = tx.all(
+                f"SELECT DISTINCT rule FROM silences WHERE rule IN ({marks}) "
+                "AND starts_at <= ? AND ends_at > ?",
+                (*wanted, t, t),
+            )
+            last = tx.all(
                 f"SELECT rule, MAX(created_at) AS t FROM alerts WHERE rule IN ({marks}) "
                 "AND suppressed IS NULL GROUP BY rule",
                 wanted,
             )
-        return {r["rule"]: rows.must_dt(r["t"]) for r in found if r["t"] is not None}
+        return (
+            {r["rule"] for r in silenced},
+            {r["rule"]: rows.must_dt(r["t"]) for r in last if r["t"] is not None},
+        )
 
     def flush_groups(
         self,

@@ -40,10 +40,6 @@ def signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def unsigned64(value: int) -> int:
-    return value & _MASK
-
-
 _BAND = (1 << 31) - 1
 
 
