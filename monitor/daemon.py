@@ -33,7 +33,7 @@ from monitor.interfaces import Channel
 from monitor.observe import Observer
 from monitor.pipeline import Pipeline
 from monitor.scheduler import Tick, Ticker
-from monitor.score import Scorer
+from monitor.score import Scorer, load_scorer
 from monitor.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -45,20 +45,13 @@ STOP_DEADLINE = 8.0  # seconds given to in-flight work on SIGTERM (systemd waits
 
 
 def build_scorer(config: Config) -> Scorer:
-    """Load the classifier and the rule files named by the configuration (raises on errors)."""
-    from monitor.rules import load_rules
-
-    model = None
-    if config.classifier.model != "none":
-        from monitor.classifier import load_model
-
-        model = load_model(config.classifier.model, base_dir=config.base_dir)
-    rules = load_rules(
-        config.rule_paths,
-        topics=set(model.topics) if model is not None else None,
-        channels={c.name for c in config.channels},
+    """The classifier and rule files named by the configuration (raises on errors)."""
+    return load_scorer(
+        model=config.classifier.model,
+        rule_paths=config.rule_paths,
+        channels=[c.name for c in config.channels],
+        base_dir=config.base_dir,
     )
-    return Scorer(model, rules)
 
 
 def parser_pool() -> ProcessPoolExecutor | None:

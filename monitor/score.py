@@ -6,8 +6,9 @@ the way the normaliser builds them: text = summary + content.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any
 
 import orjson
@@ -17,6 +18,31 @@ from monitor.interfaces import TokenTopicModel, TopicModel, document_text
 from monitor.match import RuleSet
 from monitor.text import is_plain, tokenize
 from monitor.types import Article, Scored
+
+
+def load_scorer(
+    *,
+    model: str,
+    rule_paths: Sequence[str | Path],
+    channels: Iterable[str] | None,
+    base_dir: Path | None = None,
+) -> Scorer:
+    """The classifier named by ``model`` (``"none"``, ``"builtin"`` or a file) and the rule files,
+    validated against the classifier's topics and, when known, the configured channels. The
+    daemon, ``rules test`` and ``score`` all build their scorer here (raises on any error)."""
+    from monitor.rules import load_rules
+
+    topic_model: TopicModel | None = None
+    if model != "none":
+        from monitor.classifier import load_model  # scikit-learn loads only when asked for
+
+        topic_model = load_model(model, base_dir=base_dir)
+    rules = load_rules(
+        rule_paths,
+        topics=set(topic_model.topics) if topic_model is not None else None,
+        channels=set(channels) if channels is not None else None,
+    )
+    return Scorer(topic_model, rules)
 
 
 class Scorer:

@@ -17,10 +17,9 @@ import click
 import orjson
 
 from monitor.config import Config, load_config
-from monitor.interfaces import TopicModel
 from monitor.rules import load_rules, rule_schema
 from monitor.rulespec import ExampleArticle, Rule
-from monitor.score import Scorer, read_articles, scored_json
+from monitor.score import Scorer, load_scorer, read_articles, scored_json
 from monitor.types import Article
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -42,19 +41,26 @@ def _rule_paths(paths: Sequence[Path], config: Config | None) -> list[Path]:
     return config.rule_paths if config is not None else [Path("rules")]
 
 
-def _model(spec: str | None, config: Config | None) -> tuple[TopicModel | None, str]:
-    """(model, what was chosen); no --model: the configured one, else builtin when present."""
+def _model_spec(spec: str | None, config: Config | None) -> str:
+    """--model, else the configured classifier, else builtin when installed, else none."""
+    if spec is not None:
+        return spec
+    if config is not None:
+        return config.classifier.model
     from monitor import classifier
 
-    if spec is None:
-        if config is not None:
-            spec = config.classifier.model
-        else:
-            spec = "builtin" if classifier.builtin_model_path().exists() else "none"
-    if spec == "none":
-        return None, "none"
-    base = config.base_dir if config is not None else None
-    return classifier.load_model(spec, base_dir=base), spec
+    return "builtin" if classifier.builtin_model_path().exists() else "none"
+
+
+def _scorer(paths: tuple[Path, ...], config: Config | None, spec: str | None) -> tuple[Scorer, str]:
+    chosen = _model_spec(spec, config)
+    scorer = load_scorer(
+        model=chosen,
+        rule_paths=_rule_paths(paths, config),
+        channels=[c.name for c in config.channels] if config is not None else None,
+        base_dir=config.base_dir if config is not None else None,
+    )
+    return scorer, chosen
 
 
 _config_opt = click.option(
@@ -123,14 +129,8 @@ def check(paths: tuple[Path, ...], config_path: Path | None) -> None:
 @_model_opt
 def test(paths: tuple[Path, ...], config_path: Path | None, model_spec: str | None) -> None:
     """Run every rule's embedded examples through the scorer; exit 1 on any failure."""
-    config = _config(config_path)
-    model, chosen = _model(model_spec, config)
-    ruleset = load_rules(
-        _rule_paths(paths, config),
-        topics=set(model.topics) if model is not None else None,
-        channels={c.name for c in config.channels} if config is not None else None,
-    )
-    scorer = Scorer(model, ruleset)
+    scorer, chosen = _scorer(paths, _config(config_path), model_spec)
+    ruleset = scorer.rules
     cases = [
         (rule, kind, i, example_article(rule, kind, i, ex))
         for rule in ruleset.rules
@@ -188,14 +188,7 @@ def score(
     batch: int,
 ) -> None:
     """Score JSON Lines articles (FILE or - for stdin); one JSON line out per article."""
-    config = _config(config_path)
-    model, _chosen = _model(model_spec, config)
-    ruleset = load_rules(
-        _rule_paths(rule_paths, config),
-        topics=set(model.topics) if model is not None else None,
-        channels={c.name for c in config.channels} if config is not None else None,
-    )
-    scorer = Scorer(model, ruleset)
+    scorer, _chosen = _scorer(rule_paths, _config(config_path), model_spec)
     name = "<stdin>" if str(file) == "-" else str(file)
     stream: Any = sys.stdin.buffer if str(file) == "-" else file.open("rb")
     out = sys.stdout.buffer
