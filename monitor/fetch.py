@@ -290,36 +290,25 @@ async def _result(
     retry_after = parse_retry_after(headers.get("retry-after"), now=now)
     if status == 410:
         raise FeedGoneError(url, "HTTP 410 Gone: the publisher removed this feed", status=status)
-    if status == 304:
-        return FetchResult(
-            url=state.url,
-            final_url=url,
-            status=status,
-            headers=headers,
-            not_modified=True,
-            permanent_redirect=permanent,
-            # Servers may omit validators on 304; the ones we sent are still valid then.
-            etag=headers.get("etag", state.etag),
-            last_modified=headers.get("last-modified", state.last_modified),
-            retry_after=retry_after,
-            max_age=parse_max_age(headers, now=now),
-            elapsed=time.monotonic() - started,
-        )
-    if not 200 <= status < 300:
+    not_modified = status == 304
+    if not not_modified and not 200 <= status < 300:
         phrase = response.reason_phrase or ""
         raise FetchError(
             url, f"HTTP {status} {phrase}".rstrip(), status=status, retry_after=retry_after
         )
-    body = await _read_body(response, url, config.max_bytes)
+    body = b"" if not_modified else await _read_body(response, url, config.max_bytes)
+    # Servers may omit validators on 304; the ones we sent are still valid then.
+    kept = state if not_modified else None
     return FetchResult(
         url=state.url,
         final_url=url,
         status=status,
         headers=headers,
         body=body,
+        not_modified=not_modified,
         permanent_redirect=permanent,
-        etag=headers.get("etag"),
-        last_modified=headers.get("last-modified"),
+        etag=headers.get("etag", kept.etag if kept else None),
+        last_modified=headers.get("last-modified", kept.last_modified if kept else None),
         retry_after=retry_after,
         max_age=parse_max_age(headers, now=now),
         elapsed=time.monotonic() - started,
