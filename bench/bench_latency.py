@@ -16,8 +16,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +23,7 @@ from pathlib import Path
 
 from bench.bench_ingest import ROOT, fetch_section, model_name, run_cycles
 from bench.harness import Result
-from bench.servers import feed_server, feed_urls, receiver, write_config
+from bench.servers import feed_server, feed_urls, receiver, running_daemon, write_config
 
 FEEDS = int(os.environ.get("BENCH_FEEDS", "1000"))
 INJECT = 40  # new items, one a second
@@ -67,32 +65,22 @@ def run() -> Iterator[Result]:
             extra=fetch_section() + 'min_interval = "5s"\n',
         )
         run_cycles(config, 1)
-        with open(tmp / "daemon.log", "w") as log:
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                time.sleep(15)  # the first round of (304) polls after start
-                tokens = []
-                for _ in range(INJECT):
-                    token = f"LAT{rng.getrandbits(48):012x}"
-                    tokens.append(token)
-                    feeds.post(f"/_ctl/add?feed={rng.randrange(FEEDS)}&token={token}")
-                    time.sleep(1.0)
-                deadline = time.monotonic() + 120
-                while time.monotonic() < deadline:
-                    arrived = rx.get("/_log")["arrivals"]
-                    if all(t in arrived for t in tokens):
-                        break
-                    time.sleep(0.5)
-                served = feeds.get("/_ctl/log")["served"]
+        with running_daemon(config, tmp / "daemon.log"):
+            time.sleep(15)  # the first round of (304) polls after start
+            tokens = []
+            for _ in range(INJECT):
+                token = f"LAT{rng.getrandbits(48):012x}"
+                tokens.append(token)
+                feeds.post(f"/_ctl/add?feed={rng.randrange(FEEDS)}&token={token}")
+                time.sleep(1.0)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
                 arrived = rx.get("/_log")["arrivals"]
-            finally:
-                daemon.terminate()
-                daemon.wait(30)
+                if all(t in arrived for t in tokens):
+                    break
+                time.sleep(0.5)
+            served = feeds.get("/_ctl/log")["served"]
+            arrived = rx.get("/_log")["arrivals"]
         delays = [arrived[t] - served[t] for t in tokens if t in arrived and t in served]
         missing = len(tokens) - len(delays)
         note = f"{len(delays)} items over {FEEDS} feeds polled every ~10 s"

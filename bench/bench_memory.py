@@ -28,7 +28,7 @@ from pathlib import Path
 
 from bench.bench_ingest import ROOT, fetch_section, model_name
 from bench.harness import Result
-from bench.servers import feed_server, feed_urls, receiver, write_config
+from bench.servers import feed_server, feed_urls, receiver, running_daemon, write_config
 
 FEEDS = int(os.environ.get("BENCH_FEEDS", "1000"))
 # 30,000 keeps `make bench` short; BENCH_MEMORY_ARTICLES=100000 gives the full figure (~20 min).
@@ -102,32 +102,22 @@ def run() -> Iterator[Result]:
         floor = _baseline(config)
         marks: dict[str, dict[str, float]] = {}
         started = time.monotonic()
-        with open(tmp / "daemon.log", "w") as log:
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "monitor", "run", "--config", str(config)],
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            try:
-                target = FEEDS * 30
-                while len(marks) < 2:
-                    deadline = time.monotonic() + 600
-                    while (n := _articles(db)) < target:
-                        if daemon.poll() is not None or time.monotonic() > deadline:
-                            raise RuntimeError(f"daemon stopped or stalled at {n} articles")
-                        time.sleep(0.5)
-                    for name, goal in (("first", FIRST), ("second", 2 * FIRST)):
-                        if name not in marks and n >= goal:
-                            marks[name] = _status(daemon.pid) | {
-                                "articles": n,
-                                "workers": _children_rss(daemon.pid),
-                            }
-                    target = n + FEEDS * 30
-                    feeds.post("/_ctl/rotate")
-            finally:
-                daemon.terminate()
-                daemon.wait(30)
+        with running_daemon(config, tmp / "daemon.log") as daemon:
+            target = FEEDS * 30
+            while len(marks) < 2:
+                deadline = time.monotonic() + 600
+                while (n := _articles(db)) < target:
+                    if daemon.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError(f"daemon stopped or stalled at {n} articles")
+                    time.sleep(0.5)
+                for name, goal in (("first", FIRST), ("second", 2 * FIRST)):
+                    if name not in marks and n >= goal:
+                        marks[name] = _status(daemon.pid) | {
+                            "articles": n,
+                            "workers": _children_rss(daemon.pid),
+                        }
+                target = n + FEEDS * 30
+                feeds.post("/_ctl/rotate")
         first, second = marks["first"], marks["second"]
         minutes = (time.monotonic() - started) / 60
         yield Result(

@@ -24,12 +24,15 @@ import json
 import multiprocessing
 import random
 import re
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -284,6 +287,23 @@ def receiver() -> Iterator[Local]:
     """A webhook receiver answering 200 at once at ``<base>/hook``."""
     with _process(_receiver_main, ()) as local:
         yield local
+
+
+@contextmanager
+def running_daemon(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``monitor run`` on ``config`` in a subprocess (its logs to ``log``), stopped on exit."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "monitor", "run", "--config", str(config)],
+            cwd=Path(__file__).resolve().parents[1],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
 
 
 def feed_urls(server: Local, feeds: int) -> list[str]:
