@@ -31,7 +31,7 @@ from bench.harness import Result
 from bench.servers import feed_server, feed_urls, receiver, running_daemon, write_config
 
 FEEDS = int(os.environ.get("BENCH_FEEDS", "1000"))
-# 30,000 keeps `make bench` short; BENCH_MEMORY_ARTICLES=100000 gives the full figure (~20 min).
+# 30,000 keeps `make bench` short; BENCH_MEMORY_ARTICLES=100000 gives the full figure (~7 min).
 FIRST = int(os.environ.get("BENCH_MEMORY_ARTICLES", "30000"))
 MiB = 1024 * 1024
 
