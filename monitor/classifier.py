@@ -15,7 +15,6 @@ import os
 import tempfile
 import warnings
 import zipfile
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -25,13 +24,13 @@ from typing import Any
 import numpy as np
 import sklearn
 import skops.io as sio
-from scipy.sparse import csr_matrix
 from scipy.special import expit
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from monitor.errors import DataError, ModelError
+from monitor.features import TokenFeatures
 from monitor.interfaces import Explanation
 from monitor.text import lower_without_accents, tokenize_lower
 
@@ -108,6 +107,7 @@ class LinearTopicModel:
         self._coefficients: Any = None
         self._scoring: tuple[Any, Any, Any, Any] | None = None
         self._plain: bool | None = None
+        self._features: TokenFeatures | None = None
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -176,28 +176,9 @@ class LinearTopicModel:
         """``predict`` for texts already split by :meth:`tokens`."""
         if not token_lists:
             return []
-        vocabulary = self._vectorizer.vocabulary_
-        grams = self._vectorizer.ngram_range
-        indptr: list[int] = [0]
-        indices: list[int] = []
-        counts: list[int] = []
-        lo, hi = grams
-        for toks in token_lists:
-            # Built with map/zip so the loops run in C: this is the vectoriser's hot path.
-            feats: list[Any] = list(toks) if lo == 1 else []
-            for n in range(max(2, lo), hi + 1):
-                feats += map(" ".join, zip(*(toks[i:] for i in range(n)), strict=False))
-            found = Counter(map(vocabulary.get, feats))
-            found.pop(None, None)
-            indices += found.keys()
-            counts += found.values()
-            indptr.append(len(indices))
-        raw = csr_matrix(
-            (np.asarray(counts, dtype=np.float64), np.asarray(indices, dtype=np.int64), indptr),
-            shape=(len(token_lists), len(vocabulary)),
-        )
-        # The fitted vectorizer's own tf-idf step (sublinear tf, idf, l2 norm).
-        return self._probabilities(self._vectorizer._tfidf.transform(raw, copy=False))
+        if self._features is None:
+            self._features = TokenFeatures(self._vectorizer)
+        return self._probabilities(self._features.transform(token_lists))
 
     def _probabilities(self, matrix: Any) -> list[dict[str, float]]:
         weights, intercepts, slopes, offsets = self._scorer()
