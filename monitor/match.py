@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import re2
@@ -26,6 +27,7 @@ from monitor.inflect import (
     token_keys,
 )
 from monitor.matchnodes import (
+    FIELDS,
     Atom,
     Context,
     Node,
@@ -33,13 +35,13 @@ from monitor.matchnodes import (
     needs_term,
     positive_atoms,
 )
+from monitor.rulecode import Predicate, compile_predicate
 from monitor.rulespec import DEFAULT_FIELDS, Rule
 from monitor.text import tokenize
 from monitor.types import Article, RuleMatch, TermHit
 
-FIELDS = ("title", "text", "url", "source", "tags")
 MAX_HITS = 50  # evidence kept per rule
-HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
+PAIRS_FROM = 48  # phrases on the words present from which neighbouring pairs are compared
 
 
 def _options() -> Any:
@@ -71,6 +73,7 @@ class CompiledRule:
     labels: Mapping[int, str]
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
+    test: Predicate | None  # root.ev as one generated function
 
     def applies_to(self, article: Article) -> bool:
         if not self.feed_names and not self.feed_tags:
@@ -81,7 +84,7 @@ class CompiledRule:
         return sum(w for atom, w in self.weights if atom in ctx.matched)
 
     def decide(self, ctx: Context) -> bool:
-        if self.root is not None and not self.root.ev(ctx):
+        if self.test is not None and not self.test(ctx.matched, ctx.probs, ctx):
             return False
         return not self.weights or self.evidence(ctx) >= self.threshold
 
@@ -98,6 +101,10 @@ class CompiledRule:
 
 
 Phrase = tuple[tuple[str, ...], frozenset[str]] | None
+
+
+def _position(hit: tuple[int, int, TermHit]) -> tuple[int, int]:
+    return hit[0], hit[1]
 
 
 def token_keys_of(atom: Atom) -> tuple[tuple[str, ...], Phrase] | None:
@@ -122,8 +129,25 @@ class _Builder:
             self._index[key] = len(self.atoms)
             term = (text, exact) if kind == "term" else ("", False)
             prefix = literal_prefix(text, exact) if kind == "term" else ""
+            keys = token_keys(text, exact) if kind == "term" else None
+            forms = keys[0] if keys is not None and keys[1] is None else ()
+            spaced: tuple[tuple[str, str], ...] = ()
+            if keys is not None and keys[1] is not None:
+                before = " ".join(keys[1][0])
+                spaced = tuple((f"{before} {last}", last) for last in sorted(keys[1][1]))
             self.atoms.append(
-                Atom(len(self.atoms), kind, pattern, fields, regex, reference, term, prefix)
+                Atom(
+                    len(self.atoms),
+                    kind,
+                    pattern,
+                    fields,
+                    regex,
+                    reference,
+                    term,
+                    prefix,
+                    forms,
+                    spaced,
+                )
             )
         return self._index[key]
 
@@ -153,7 +177,34 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
         labels=labels,
         feed_names=frozenset(feeds.names if feeds else ()),
         feed_tags=frozenset(feeds.tags if feeds else ()),
+        test=compile_predicate(root) if root is not None else None,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _TokenIndex:
+    """One field's plain terms by token: one-word terms by each of their forms; phrases by
+    their first word, and by their first two words as a pair of neighbouring tokens."""
+
+    singles: Mapping[str, tuple[int, ...]]
+    firsts: Mapping[str, tuple[tuple[int, frozenset[str]], ...]]
+    pairs: Mapping[tuple[str, str], tuple[int, ...]]
+
+    def phrases(self, words: Sequence[str], present: set[str]) -> list[int]:
+        """Phrases whose first two words are both in the text: candidates for confirmation.
+        With few phrases on the words present each is checked; with many, one set of the
+        text's neighbouring token pairs is cheaper and rules out far more."""
+        firsts = self.firsts
+        starting = firsts.keys() & present
+        if sum(len(firsts[w]) for w in starting) <= PAIRS_FROM:
+            return [
+                atom
+                for w in starting
+                for atom, seconds in firsts[w]
+                if not present.isdisjoint(seconds)
+            ]
+        pairs = self.pairs
+        return [atom for key in pairs.keys() & set(pairwise(words)) for atom in pairs[key]]
 
 
 class RuleSet:
@@ -182,10 +233,13 @@ class RuleSet:
                 triggers.setdefault(atom, []).append(i)
         self._triggers = {a: tuple(rs) for a, rs in triggers.items()}
         # Plain terms are found by token lookup: one tokenisation per field, then dictionary
-        # hits, whatever the number of rules. RE2 sets take the rest (terms with punctuation
+        # hits, whatever the number of rules. A phrase is looked up by its first two words as a
+        # pair of neighbouring tokens, then confirmed in the text (the separator between its
+        # words must be spaces or hyphens). RE2 sets take the rest (terms with punctuation
         # inside, and regexes), whose DFA would grow with every distinct word otherwise.
-        self._tokens: dict[str, dict[str, tuple[tuple[int, Phrase], ...]]] = {}
-        lookup: dict[str, dict[str, list[tuple[int, Phrase]]]] = {}
+        singles: dict[str, dict[str, list[int]]] = {}
+        firsts: dict[str, dict[str, list[tuple[int, frozenset[str]]]]] = {}
+        pairs: dict[str, dict[tuple[str, str], list[int]]] = {}
         rest: list[Atom] = []
         for a in b.atoms:
             keys = token_keys_of(a)
@@ -194,9 +248,23 @@ class RuleSet:
                 continue
             words, phrase = keys
             for field in a.fields:
-                for word in words:
-                    lookup.setdefault(field, {}).setdefault(word, []).append((a.id, phrase))
-        self._tokens = {f: {w: tuple(v) for w, v in d.items()} for f, d in lookup.items()}
+                if phrase is None:
+                    for word in words:
+                        singles.setdefault(field, {}).setdefault(word, []).append(a.id)
+                    continue
+                before, last = phrase
+                seconds = frozenset(before[1:2] or last)
+                firsts.setdefault(field, {}).setdefault(before[0], []).append((a.id, seconds))
+                for second in seconds:
+                    pairs.setdefault(field, {}).setdefault((before[0], second), []).append(a.id)
+        self._tokens: dict[str, _TokenIndex] = {
+            f: _TokenIndex(
+                {w: tuple(v) for w, v in singles.get(f, {}).items()},
+                {w: tuple(v) for w, v in firsts.get(f, {}).items()},
+                {k: tuple(v) for k, v in pairs.get(f, {}).items()},
+            )
+            for f in {*singles, *firsts}
+        }
         self._sets: list[tuple[str, bool, Any, tuple[int, ...]]] = []
         for field in FIELDS:
             for kind in ("term", "regex"):
@@ -228,20 +296,25 @@ class RuleSet:
         given = tokens or {}
         folded: dict[str, str] = {}
         matched: set[int] = set()
-        ctx = Context(texts, folded, matched, probs, self._atoms, self._term_regex)
+        token_sets: dict[str, set[str]] = {}
+        token_lists: dict[str, Sequence[str]] = {}
+        ctx = Context(
+            texts, folded, matched, probs, self._atoms, self._term_regex, token_sets, token_lists
+        )
         phrases: list[tuple[int, str]] = []
         for field, index in self._tokens.items():
             text = texts[field]
             if not text:
                 continue
             words = given.get(field)
-            present = set(tokenize(text) if words is None else words)
-            for word in index.keys() & present:
-                for atom, phrase in index[word]:
-                    if phrase is None:
-                        matched.add(atom)
-                    elif present.issuperset(phrase[0]) and not present.isdisjoint(phrase[1]):
-                        phrases.append((atom, field))
+            if words is None:
+                words = tokenize(text)
+            present = token_sets[field] = set(words)
+            token_lists[field] = words
+            for word in index.singles.keys() & present:
+                matched.update(index.singles[word])
+            if index.firsts:
+                phrases.extend((atom, field) for atom in index.phrases(words, present))
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
             if not text:
@@ -297,22 +370,11 @@ class RuleSet:
         return self._explanation(c, ctx, article)
 
     def _hits(self, c: CompiledRule, ctx: Context) -> tuple[TermHit, ...]:
-        hits: list[TermHit] = []
+        hits: list[tuple[int, int, TermHit]] = []
         for atom in sorted(c.positives & ctx.matched):
-            label = c.labels.get(atom, self._atoms[atom].pattern)
-            for field in self._atoms[atom].fields:
-                for start, end in ctx.first_spans(atom, field, HITS_PER_TERM):
-                    hits.append(
-                        TermHit(
-                            field=field,
-                            term=label,
-                            start=start,
-                            end=end,
-                            matched=ctx.texts[field][start:end],
-                        )
-                    )
-        hits.sort(key=lambda h: (FIELDS.index(h.field), h.start))
-        return tuple(hits[:MAX_HITS])
+            hits += ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
+        hits.sort(key=_position)
+        return tuple(h for _f, _s, h in hits[:MAX_HITS])
 
     def _explanation(self, c: CompiledRule, ctx: Context, article: Article) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": c.rule.id, "file": c.rule.file}

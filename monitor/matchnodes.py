@@ -9,10 +9,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from monitor.inflect import is_word_char
 from monitor.rulespec import Group, Near, TermSpec
+from monitor.types import TermHit
 
-_WORDS = re.compile(r"\w+")
+FIELDS = ("title", "text", "url", "source", "tags")
+FIELD_RANK = {f: i for i, f in enumerate(FIELDS)}
+HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
+
+# ASCII code -> is it a word character (letters, digits, underscore)?
+_ASCII_WORD = np.array([chr(i).isalnum() or chr(i) == "_" for i in range(128)], dtype=bool)
 
 AtomFactory = Callable[..., int]
 
@@ -27,6 +35,8 @@ class Atom:
     reference: str = ""  # term atoms: the Python pattern (word boundaries) that finds them
     term: tuple[str, bool] = ("", False)  # term atoms: (text, exact)
     prefix: str = ""  # term atoms: the lower-case literal every match starts with
+    forms: tuple[str, ...] = ()  # one-word term atoms: the words (tokens) that match it
+    spaced: tuple[tuple[str, str], ...] = ()  # phrase atoms: (words joined by one space, last)
 
 
 @dataclass(slots=True)
@@ -39,7 +49,11 @@ class Context:
     probs: Mapping[str, float]
     atoms: Sequence[Atom]
     term_regex: Callable[[Atom], re.Pattern[str]]
+    present: Mapping[str, set[str]] = field(default_factory=dict)  # field -> its tokens
+    words: Mapping[str, Sequence[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    _first: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
     _lower: dict[str, str] = field(default_factory=dict)
 
@@ -51,15 +65,50 @@ class Context:
         return found
 
     def first_spans(self, atom_id: int, field_name: str, limit: int) -> list[tuple[int, int]]:
-        """The first ``limit`` spans (evidence needs a few, not every occurrence)."""
-        found = self._spans.get((atom_id, field_name))
+        """The first ``limit`` spans (evidence needs a few, not every occurrence); rules that
+        share a term share the search. ``limit`` must be the same on every call."""
+        key = (atom_id, field_name)
+        found = self._spans.get(key)
         if found is not None:
             return found[:limit]
-        return self._find(self.atoms[atom_id], field_name, limit=limit)
+        found = self._first.get(key)
+        if found is None:
+            found = self._first[key] = self._find(self.atoms[atom_id], field_name, limit=limit)
+        return found
+
+    def evidence(self, atom_id: int, label: str) -> list[tuple[int, int, TermHit]]:
+        """The first few occurrences of the atom in each of its fields, as (field rank, start,
+        hit); computed once per article for every rule that shares the term."""
+        key = (atom_id, label)
+        found = self._evidence.get(key)
+        if found is None:
+            found = self._evidence[key] = []
+            for field_name in self.atoms[atom_id].fields:
+                text = self.texts[field_name]
+                rank = FIELD_RANK[field_name]
+                for start, end in self.first_spans(atom_id, field_name, HITS_PER_TERM):
+                    hit = TermHit(
+                        field=field_name, term=label, start=start, end=end, matched=text[start:end]
+                    )
+                    found.append((rank, start, hit))
+        return found
 
     def confirm(self, atom_id: int, field_name: str) -> bool:
-        """Is this phrase (its first word seen as a token) really in the field?"""
-        found = self._find(self.atoms[atom_id], field_name, check=False, limit=1)
+        """Is this phrase (its first words seen as tokens) really in the field?"""
+        atom, tokens = self.atoms[atom_id], self.present.get(field_name)
+        if atom.spaced and tokens is not None:
+            # Most occurrences are written with single spaces: str.find settles those.
+            low = self._lower.get(field_name)
+            if low is None:
+                low = self._lower[field_name] = self.texts[field_name].lower()
+            spaced = [phrase for phrase, last in atom.spaced if last in tokens]
+            if len(low) == len(self.texts[field_name]) and _whole_words(low, spaced, 1):
+                return True
+            # Its words are neighbouring tokens wherever it occurs; when nowhere, it does not.
+            words = self.words.get(field_name)
+            if words is not None and not _adjacent(words, atom.spaced):
+                return False
+        found = self._find(atom, field_name, check=False, limit=1)
         return bool(found)
 
     def _find(
@@ -74,9 +123,15 @@ class Context:
         low = self._lower.get(field_name)
         if low is None:
             low = self._lower[field_name] = text.lower()
-        finder = self.term_regex(atom)
         if len(low) != len(text) or not atom.prefix:  # lower() changed offsets: rare, slow path
+            finder = self.term_regex(atom)
             return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
+        tokens = self.present.get(field_name)
+        if atom.forms and tokens is not None:
+            # A one-word term occurs where one of its forms is a whole token, and the field's
+            # tokens say which forms occur at all: find just those, as whole words.
+            return _whole_words(low, [f for f in atom.forms if f in tokens], limit)
+        finder = self.term_regex(atom)
         # str.find for the literal prefix, then an anchored match: far faster than a regex that
         # starts with a look-behind. Python re is safe on these generated patterns (escaped
         # literals, no nested repetition); analysts' regexes always run on RE2.
@@ -94,11 +149,66 @@ class Context:
         return out
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:
+        """The word index (among runs of word characters) of each occurrence of the atom."""
+        spans = self.spans(atom_id, field_name)
+        if not spans:
+            return []
         starts = self._words.get(field_name)
         if starts is None:
-            text = self.texts.get(field_name, "")
-            starts = self._words[field_name] = [m.start() for m in _WORDS.finditer(text)]
-        return [bisect_right(starts, s) - 1 for s, _e in self.spans(atom_id, field_name)]
+            starts = self._words[field_name] = word_starts(self.texts.get(field_name, "")).tolist()
+        return [bisect_right(starts, s) - 1 for s, _e in spans]
+
+
+def _whole_words(low: str, words: Sequence[str], limit: int) -> list[tuple[int, int]]:
+    """The first ``limit`` spans where one of ``words`` stands as a whole word in ``low``."""
+    out: list[tuple[int, int]] = []
+    end = len(low)
+    for word in words:
+        n, pos, found = len(word), 0, 0
+        while found < limit and (i := low.find(word, pos)) >= 0:
+            j = i + n
+            if (i and is_word_char(low[i - 1])) or (j < end and is_word_char(low[j])):
+                pos = i + 1
+                continue
+            out.append((i, j))
+            found += 1
+            pos = j
+    if len(words) > 1:
+        out.sort()
+        del out[limit:]
+    return out
+
+
+def _adjacent(words: Sequence[str], spaced: Sequence[tuple[str, str]]) -> bool:
+    """Do a phrase's first two words (each spaced phrase's, split) follow each other anywhere?"""
+    first = spaced[0][0].partition(" ")[0]
+    seconds = {phrase.split(" ", 2)[1] for phrase, _last in spaced}
+    n, i = len(words) - 1, -1
+    index = words.index if isinstance(words, list) else list(words).index
+    while True:
+        try:
+            i = index(first, i + 1, n)
+        except ValueError:
+            return False
+        if words[i + 1] in seconds:
+            return True
+
+
+def word_starts(text: str) -> Any:
+    """Offsets where a run of word characters (as ``\\w+`` reads them) starts, ascending."""
+    if not text:
+        return np.zeros(0, dtype=np.int64)
+    if text.isascii():
+        word = _ASCII_WORD[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+    else:
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        word = _ASCII_WORD[np.minimum(codes, 127)] & (codes < 128)
+        others = [ord(c) for c in set(text) if not c.isascii() and is_word_char(c)]
+        if others:
+            word |= np.isin(codes, np.array(others, dtype=np.uint32))
+    begins = word.copy()
+    begins[1:] &= ~word[:-1]
+    return np.flatnonzero(begins)
 
 
 def within_window(positions: Sequence[Sequence[int]], within: int) -> bool:

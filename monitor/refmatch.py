@@ -91,7 +91,37 @@ def reference_match(
     rules: Sequence[Rule], article: Article, probs: Mapping[str, float]
 ) -> dict[str, float]:
     """rule id -> score, for every enabled rule that matches (see docs/rules.md for the score)."""
-    out: dict[str, float] = {}
+    return {rule: score for rule, (score, _hits) in _reference(rules, article, probs).items()}
+
+
+Evidence = list[tuple[str, int, int, str]]  # (field, start, end, text matched), sorted
+
+
+def reference_evidence(
+    rules: Sequence[Rule], article: Article, probs: Mapping[str, float], *, per_term: int = 3
+) -> dict[str, Evidence]:
+    """rule id -> its evidence: for every positive term or regex that held, its first
+    ``per_term`` occurrences in each of its fields, in field order then by offset."""
+    return {
+        rule: hits for rule, (_score, hits) in _reference(rules, article, probs, per_term).items()
+    }
+
+
+def _evidence(ev: _Eval, per_term: int) -> Evidence:
+    order = ("title", "text", "url", "source", "tags")
+    out: Evidence = []
+    for _kind, pattern, fields in ev.present:
+        rx = re.compile(pattern, re.IGNORECASE)  # a term's reference pattern, or the regex
+        for f in fields:
+            spans = [m.span() for m in rx.finditer(ev.texts[f]) if m.end() > m.start()]
+            out += [(f, s, e, ev.texts[f][s:e]) for s, e in spans[:per_term]]
+    return sorted(out, key=lambda h: (order.index(h[0]), h[1], h[2], h[3]))
+
+
+def _reference(
+    rules: Sequence[Rule], article: Article, probs: Mapping[str, float], per_term: int = 3
+) -> dict[str, tuple[float, Evidence]]:
+    out: dict[str, tuple[float, Evidence]] = {}
     for rule in rules:
         spec = rule.spec
         if not rule.enabled:
@@ -116,5 +146,5 @@ def reference_match(
         if strength is None:
             strength = 1.0 - 0.5 ** len(ev.present)
         p = probs.get(rule.topic) or 0.0
-        out[rule.id] = round(1.0 - (1.0 - strength) * (1.0 - p), 6)
+        out[rule.id] = (round(1.0 - (1.0 - strength) * (1.0 - p), 6), _evidence(ev, per_term))
     return out

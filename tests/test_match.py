@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 
 from monitor.inflect import forms
 from monitor.match import RuleSet
-from monitor.refmatch import reference_match
+from monitor.refmatch import reference_evidence, reference_match
 from monitor.rules import load_rules
 from monitor.rulespec import Rule, RuleSpec
 from monitor.types import Article
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 PACK = Path(__file__).parents[1] / "rules"
+FIELD_ORDER = ("title", "text", "url", "source", "tags")
 _ids = itertools.count()
 
 
@@ -85,6 +86,26 @@ def test_phrases_inflect_their_last_word_and_span_spaces_or_hyphens() -> None:
     for text in ("cut transit routes", "Transit\n  route", "transit-route", "transit\u00a0routes"):
         assert matched(rs, article(text)) == ["r"], text
     assert matched(rs, article("transits route")) == []
+
+
+def test_phrase_words_must_be_neighbours_in_the_text() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["transit route"]})
+    for text in ("transit. Routes", "transit a route", "route transit", "transit, route transit"):
+        assert matched(rs, article(text)) == [], text
+    assert matched(rs, article("transit, then transit -- routes")) == ["r"]
+
+
+def test_evidence_is_each_terms_first_whole_word_occurrences() -> None:
+    rs = ruleset(r={"topic": "t", "any": ["ban", "gas transit"]})
+    text = "2ban, bans_x; Bans banned gas-transits BAN ban ban gas  transit"
+    hits = [(h.term, h.start, h.end, h.matched) for h in rs.match(article("", text), {})[0].hits]
+    assert hits == [
+        ("ban", 14, 18, "Bans"),
+        ("ban", 19, 25, "banned"),
+        ("gas transit", 26, 38, "gas-transits"),
+        ("ban", 39, 42, "BAN"),
+        ("gas transit", 51, 63, "gas  transit"),
+    ]
 
 
 def test_non_ascii_punctuation_is_a_boundary_but_letters_are_not() -> None:
@@ -361,5 +382,31 @@ def test_compiled_matcher_agrees_with_reference(
     for title, text, url, tags, source, p in articles:
         a = article(title, text, url=url, tags=tags, source=source)
         probs = {"t": p}
-        got = {m.rule: m.score for m in rs.match(a, probs)}
+        matches = rs.match(a, probs)
+        got = {m.rule: m.score for m in matches}
         assert got == reference_match(rules, a, probs), (specs, a)
+        # The evidence too: every positive term's first occurrences, at the same offsets.
+        evidence = {
+            m.rule: sorted(
+                ((h.field, h.start, h.end, h.matched) for h in m.hits),
+                key=lambda h: (FIELD_ORDER.index(h[0]), h[1], h[2], h[3]),
+            )
+            for m in matches
+        }
+        assert evidence == reference_evidence(rules, a, probs), (specs, a)
+
+
+def test_a_condition_too_deep_to_generate_code_for_is_still_evaluated() -> None:
+    from monitor.matchnodes import AtomNode, BoolNode, Context, Node
+    from monitor.rulecode import compile_predicate
+
+    node: Node = AtomNode(0, "term")
+    for i in range(250):
+        node = BoolNode("all" if i % 2 else "any", (node, AtomNode(1, "term")))
+    test = compile_predicate(node)  # nested deeper than Python's parser allows
+
+    def ctx(matched: set[int]) -> Context:
+        return Context({}, {}, matched, {}, (), lambda a: None)  # type: ignore[arg-type,return-value]
+
+    assert test({0, 1}, {}, ctx({0, 1})) is True
+    assert test(set(), {}, ctx(set())) is False
