@@ -41,7 +41,7 @@ from monitor.text import tokenize
 from monitor.types import Article, RuleMatch, TermHit
 
 MAX_HITS = 50  # evidence kept per rule
-PAIRS_FROM = 48  # phrases on the words present from which neighbouring pairs are compared
+PAIRS_FROM = 24  # first words of phrases present from which neighbouring pairs are compared
 
 
 def _options() -> Any:
@@ -196,7 +196,7 @@ class _TokenIndex:
         text's neighbouring token pairs is cheaper and rules out far more."""
         firsts = self.firsts
         starting = firsts.keys() & present
-        if sum(len(firsts[w]) for w in starting) <= PAIRS_FROM:
+        if len(starting) <= PAIRS_FROM:
             return [
                 atom
                 for w in starting

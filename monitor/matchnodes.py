@@ -83,7 +83,11 @@ class Context:
         found = self._evidence.get(key)
         if found is None:
             found = self._evidence[key] = []
-            for field_name in self.atoms[atom_id].fields:
+            atom = self.atoms[atom_id]
+            for field_name in atom.fields:
+                tokens = self.present.get(field_name)
+                if tokens is not None and atom.forms and tokens.isdisjoint(atom.forms):
+                    continue  # not in this field: its tokens say so
                 text = self.texts[field_name]
                 rank = FIELD_RANK[field_name]
                 for start, end in self.first_spans(atom_id, field_name, HITS_PER_TERM):
@@ -167,7 +171,10 @@ def _whole_words(low: str, words: Sequence[str], limit: int) -> list[tuple[int, 
         n, pos, found = len(word), 0, 0
         while found < limit and (i := low.find(word, pos)) >= 0:
             j = i + n
-            if (i and is_word_char(low[i - 1])) or (j < end and is_word_char(low[j])):
+            # Word characters on either side: inside a longer word (is_word_char, inlined).
+            if (i and ((c := low[i - 1]).isalnum() or c == "_")) or (
+                j < end and ((c := low[j]).isalnum() or c == "_")
+            ):
                 pos = i + 1
                 continue
             out.append((i, j))
