@@ -16,7 +16,7 @@ import orjson
 from monitor.errors import DataError
 from monitor.interfaces import TokenTopicModel, TopicModel, document_text
 from monitor.match import RuleSet
-from monitor.text import is_plain, tokenize
+from monitor.text import strip_table, tokenize_lower
 from monitor.types import Article, Scored
 
 
@@ -73,12 +73,19 @@ class Scorer:
         words: list[dict[str, list[str]] | None] = []
         docs: list[list[str]] = []
         for a in articles:
-            fields = {"title": tokenize(a.title), "text": tokenize(a.text)}
+            title, text = a.title.lower(), a.text.lower()
+            fields = {"title": tokenize_lower(title), "text": tokenize_lower(text)}
             words.append(fields)
-            if is_plain(a.title) and is_plain(a.text):
-                docs.append(fields["title"] + fields["text"])
-            else:
+            both = fields["title"] + fields["text"]
+            if title.isascii() and text.isascii():
+                docs.append(both)
+                continue
+            # The classifier strips accents first; most texts' words just translate.
+            table = strip_table(set(title) | set(text))
+            if table is None:
                 docs.append(model.tokens(document_text(a.title, a.text)))
+            else:
+                docs.append([w if w.isascii() else w.translate(table) for w in both])
         return model.predict_tokens(docs), words
 
     def score(self, articles: Sequence[Article], *, explain: bool = False) -> list[Scored]:

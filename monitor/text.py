@@ -2,13 +2,15 @@
 
 Tokenising is a large share of scoring's cost, so the scorer does it once per field and hands the
 same words to both. The rule matcher's reading is :func:`tokenize`; the classifier reads a text
-the same way whenever :func:`is_plain` holds (nothing for its accent stripping to change).
+the same way whenever :func:`is_plain` holds (nothing for its accent stripping to change), and
+otherwise, in most texts, as those words translated by :func:`strip_table`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 _TOKEN = re.compile(r"\w\w+")
 _TOKEN_ASCII = re.compile(r"\w\w+", re.ASCII)  # the same runs on ASCII text, twice as fast
@@ -42,3 +44,29 @@ def lower_without_accents(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", low)
     marks = {c for c in set(decomposed) if unicodedata.combining(c)}
     return decomposed.translate(dict.fromkeys(map(ord, marks))) if marks else decomposed
+
+
+def strip_table(chars: Iterable[str]) -> dict[int, str] | None:
+    """How accent stripping (:func:`lower_without_accents`) changes these lower-case characters,
+    as a ``str.translate`` table, when the words of the stripped text are exactly the words of
+    the text, each translated: every non-ASCII word character becomes one word character and
+    every other character only non-word characters. None when that does not hold (a ligature
+    that becomes two letters, a lone combining mark that would vanish and join two words)."""
+    table: dict[int, str] = {}
+    for c in chars:
+        if c.isascii():
+            continue
+        decomposed = unicodedata.normalize("NFKD", c)
+        stripped = "".join(x for x in decomposed if not unicodedata.combining(x))
+        if _is_word(c):
+            if len(stripped) != 1 or not _is_word(stripped):
+                return None
+            if stripped != c:
+                table[ord(c)] = stripped
+        elif not stripped or any(_is_word(x) for x in stripped):
+            return None
+    return table
+
+
+def _is_word(c: str) -> bool:
+    return c.isalnum() or c == "_"

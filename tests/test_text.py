@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.classifier import builtin_model_path, load_model
 from monitor.match import RuleSet
 from monitor.rules import load_rules
 from monitor.score import Scorer
-from monitor.text import is_plain, lower_without_accents, tokenize
+from monitor.text import is_plain, lower_without_accents, strip_table, tokenize, tokenize_lower
 from monitor.types import Article
 
 SAMPLES = [
@@ -83,3 +85,27 @@ def test_scoring_with_shared_tokens_equals_scoring_without() -> None:
         assert [(m.rule, m.score, m.hits) for m in s.matches] == [
             (m.rule, pytest.approx(m.score), m.hits) for m in plain
         ]
+
+
+# Characters whose accent stripping keeps words as they are, and ones that would not.
+_ALPHABET = "abcXYZ09_ -.,\n’—éÉñøÅçİıΣσς\u0301\u00a0Ａ²ﬁ½…ǅĳ℡"
+
+
+@given(st.text(alphabet=_ALPHABET, max_size=40))
+def test_words_of_the_stripped_text_are_the_translated_words_where_the_table_says_so(
+    text: str,
+) -> None:
+    low = text.lower()
+    table = strip_table(set(low))
+    expected = tokenize_lower(lower_without_accents(text))
+    if table is not None:
+        assert [w.translate(table) for w in tokenize(text)] == expected
+
+
+def test_strip_table_refuses_what_would_change_the_words() -> None:
+    assert strip_table(set("caf\u00e9 na\u00efve")) == {ord("\u00e9"): "e", ord("\u00ef"): "i"}
+    assert strip_table(set("\ufb01nd")) is None  # ligature: one letter becomes two
+    assert strip_table(set("cafe\u0301s")) is None  # a lone mark would vanish and join words
+    assert strip_table(set("\u00bd")) is None  # one half (a digit to \\w): "1⁄2"
+    assert strip_table(set("\u2121")) is None  # the telephone sign, not a word: "TEL"
+    assert strip_table(set("plain \u2019 \u2014 text")) == {}
