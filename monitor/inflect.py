@@ -102,6 +102,13 @@ def reference_pattern(term: str, exact: bool) -> str:
     return rf"(?<!\w){_body(term, exact, SEP_REFERENCE)}(?!\w)"
 
 
+def search_pattern(term: str, exact: bool) -> str:
+    """The Python ``re`` pattern (no flags) that finds the term in lower-cased text, except for
+    the word boundary before it, which the caller checks: with a literal first, ``re`` scans
+    for it in C, where a look-behind would make it try every position."""
+    return rf"{_body(term, exact, SEP_REFERENCE)}(?!\w)"
+
+
 def is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 

@@ -23,6 +23,7 @@ from monitor.inflect import (
     literal_prefix,
     parse_term,
     reference_pattern,
+    search_pattern,
     set_pattern,
     token_keys,
 )
@@ -215,7 +216,7 @@ class RuleSet:
         self.topics: frozenset[str] = frozenset(r.topic for r in rules)
         self._compiled = tuple(compiled)
         self._atoms = tuple(b.atoms)
-        self._term_res: dict[int, re.Pattern[str]] = {}  # compiled when first needed
+        self._term_res: dict[int, tuple[re.Pattern[str], re.Pattern[str]]] = {}  # when needed
         self._by_id = {c.rule.id: c for c in compiled}
         # Rules that can match with no term present are always evaluated.
         self._always = tuple(
@@ -329,10 +330,15 @@ class RuleSet:
                 matched.add(atom)
         return ctx
 
-    def _term_regex(self, atom: Atom) -> re.Pattern[str]:
+    def _term_regex(self, atom: Atom) -> tuple[re.Pattern[str], re.Pattern[str]]:
+        """(the reference pattern, the search pattern for lower-cased text), compiled once."""
         found = self._term_res.get(atom.id)
         if found is None:
-            found = self._term_res[atom.id] = re.compile(atom.reference, re.IGNORECASE)
+            text, exact = atom.term
+            found = self._term_res[atom.id] = (
+                re.compile(atom.reference, re.IGNORECASE),
+                re.compile(search_pattern(text, exact)),
+            )
         return found
 
     def _candidates(self, matched: set[int]) -> list[int]:

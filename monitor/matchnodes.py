@@ -48,7 +48,7 @@ class Context:
     matched: set[int]
     probs: Mapping[str, float]
     atoms: Sequence[Atom]
-    term_regex: Callable[[Atom], re.Pattern[str]]
+    term_regex: Callable[[Atom], tuple[re.Pattern[str], re.Pattern[str]]]  # reference, search
     present: Mapping[str, set[str]] = field(default_factory=dict)  # field -> its tokens
     words: Mapping[str, Sequence[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
@@ -128,28 +128,28 @@ class Context:
         if low is None:
             low = self._lower[field_name] = text.lower()
         if len(low) != len(text) or not atom.prefix:  # lower() changed offsets: rare, slow path
-            finder = self.term_regex(atom)
+            finder = self.term_regex(atom)[0]
             return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
         tokens = self.present.get(field_name)
         if atom.forms and tokens is not None:
             # A one-word term occurs where one of its forms is a whole token, and the field's
             # tokens say which forms occur at all: find just those, as whole words.
             return _whole_words(low, [f for f in atom.forms if f in tokens], limit)
-        finder = self.term_regex(atom)
-        # str.find for the literal prefix, then an anchored match: far faster than a regex that
-        # starts with a look-behind. Python re is safe on these generated patterns (escaped
-        # literals, no nested repetition); analysts' regexes always run on RE2.
+        search = self.term_regex(atom)[1]
+        # The pattern starts with a literal, so ``re`` finds candidates in C; the boundary
+        # before a match is checked here. Python re is safe on these generated patterns
+        # (escaped literals, no nested repetition); analysts' regexes always run on RE2.
         out: list[tuple[int, int]] = []
-        pos, prefix = 0, atom.prefix
-        while (i := low.find(prefix, pos)) >= 0:
-            m = None if i and is_word_char(low[i - 1]) else finder.match(low, i)
-            if m is None:
+        pos = 0
+        while (m := search.search(low, pos)) is not None:
+            i = m.start()
+            if i and ((c := low[i - 1]).isalnum() or c == "_"):  # inside a longer word
                 pos = i + 1
-            else:
-                out.append(m.span())
-                if len(out) >= limit:
-                    break
-                pos = m.end()
+                continue
+            out.append(m.span())
+            if len(out) >= limit:
+                break
+            pos = m.end()
         return out
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:
