@@ -60,7 +60,7 @@ def test_array_path_equals_transform(options: dict[str, Any]) -> None:
     vectorizer = fitted(texts[::2], **options)
     assert TokenFeatures.supports(vectorizer)
     rng = random.Random(7)
-    batch = rng.sample(texts, 300) + ["", "unseen wordsxyz only", "a b c"]
+    batch = [*rng.sample(texts, 300), "", "unseen wordsxyz only", "a b c"]
     assert_same(vectorizer, batch)
 
 
