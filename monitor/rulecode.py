@@ -1,14 +1,15 @@
 """A rule's condition tree compiled to one Python function, so deciding a candidate rule costs a
 few set operations instead of a method call per node.
 
-The generated source holds only operators, integers (atom ids) and indexes into a tuple of
-constants (atom sets, topics, minimums, ``near`` evaluators): no text from a rule file is ever
-part of the code. ``Node.ev`` stays the specification; ``tests/test_match.py`` checks that both
-agree on random rules and articles.
+The generated source holds only operators and indexes into a tuple of constants (atom ids and
+sets, topics, minimums, ``near`` evaluators): no text from a rule file is ever part of the code,
+and rules of the same shape share one compiled function. ``Node.ev`` stays the specification;
+``tests/test_match.py`` checks that both agree on random rules and articles.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -28,7 +29,7 @@ class _Source:
 
     def expr(self, node: Node) -> str:
         if isinstance(node, AtomNode):
-            return f"({int(node.atom)} in m)"
+            return f"({self.const(node.atom)} in m)"
         if isinstance(node, ClassifierNode):
             return f"(p.get({self.const(node.topic)}, 0.0) >= {self.const(float(node.min))})"
         if isinstance(node, NearNode):
@@ -56,10 +57,18 @@ def compile_predicate(root: Node) -> Predicate:
     source = _Source()
     try:
         body = source.expr(root)
-        namespace: dict[str, Any] = {}
-        code = compile(f"def make(K):\n    return lambda m, p, c: {body}\n", "<rule>", "exec")
-        exec(code, {"__builtins__": {}}, namespace)
-        made: Predicate = namespace["make"](tuple(source.consts))
+        made: Predicate = _factory(body)(tuple(source.consts))
     except (RecursionError, MemoryError, SyntaxError):  # a pathologically deep rule
         return lambda m, p, c: root.ev(c)
     return made
+
+
+@functools.lru_cache(maxsize=4096)
+def _factory(body: str) -> Callable[[tuple[Any, ...]], Predicate]:
+    """The compiled ``make(K)`` for one shape of condition: rules of the same shape (most of a
+    large rule set) share it and differ only in their constants."""
+    namespace: dict[str, Any] = {}
+    code = compile(f"def make(K):\n    return lambda m, p, c: {body}\n", "<rule>", "exec")
+    exec(code, {"__builtins__": {}}, namespace)
+    factory: Callable[[tuple[Any, ...]], Predicate] = namespace["make"]
+    return factory
