@@ -10,6 +10,7 @@ classifier-only rules). Character offsets are computed only for the atoms of mat
 
 from __future__ import annotations
 
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from monitor.text import tokenize
 from monitor.types import Article, RuleMatch, TermHit
 
 MAX_HITS = 50  # evidence kept per rule
+_POSITION = operator.itemgetter(0, 1)
 PAIRS_FROM = 24  # first words of phrases present from which neighbouring pairs are compared
 
 
@@ -102,10 +104,6 @@ class CompiledRule:
 
 
 Phrase = tuple[tuple[str, ...], frozenset[str]] | None
-
-
-def _position(hit: tuple[int, int, TermHit]) -> tuple[int, int]:
-    return hit[0], hit[1]
 
 
 def token_keys_of(atom: Atom) -> tuple[tuple[str, ...], Phrase] | None:
@@ -379,7 +377,7 @@ class RuleSet:
         hits: list[tuple[int, int, TermHit]] = []
         for atom in sorted(c.positives & ctx.matched):
             hits += ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
-        hits.sort(key=_position)
+        hits.sort(key=_POSITION)  # field, then offset (stable for ties)
         return tuple(h for _f, _s, h in hits[:MAX_HITS])
 
     def _explanation(self, c: CompiledRule, ctx: Context, article: Article) -> dict[str, Any]:
