@@ -35,6 +35,7 @@ from monitor.pipeline import Pipeline
 from monitor.scheduler import Tick, Ticker
 from monitor.score import Scorer, load_scorer
 from monitor.store import Store, open_store
+from monitor.workers import ScorerSpec, cores, load_scorer_spec
 
 if TYPE_CHECKING:
     from monitor.admin import AdminServer
@@ -54,17 +55,28 @@ def build_scorer(config: Config) -> Scorer:
     )
 
 
+def scorer_and_spec(config: Config) -> tuple[Scorer, ScorerSpec | None]:
+    """``build_scorer``, plus the spec from which worker processes rebuild the same scorer."""
+    return load_scorer_spec(
+        model=config.classifier.model,
+        rule_paths=config.rule_paths,
+        channels=[c.name for c in config.channels],
+        base_dir=config.base_dir,
+    )
+
+
 def parser_pool() -> ProcessPoolExecutor | None:
-    """Worker processes for parsing, one per core; None on a single core (threads do then).
+    """Worker processes for parsing and scoring (monitor/workers.py), one per core; None on a
+    single core (threads do then).
 
     Spawned, not forked: the daemon has threads (store, admin) by now, and a forked child
     would inherit their locks in whatever state they were. Workers start on first use.
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2:
+    n = cores()
+    if n < 2:
         return None
     return ProcessPoolExecutor(
-        max_workers=cores,
+        max_workers=n,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_exit_with_parent,
         initargs=(os.getpid(),),
@@ -117,7 +129,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.config: Config = load_config(config_path)
-        self.scorer: Scorer = build_scorer(self.config)
+        # The rules in force, and how the worker processes rebuild exactly these; a reload
+        # replaces both at once, and a worker picks the new ones up with its next batch.
+        self.scorer, self.scorer_spec = scorer_and_spec(self.config)
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.ticker: Ticker | None = None
@@ -143,6 +157,7 @@ class Daemon:
             config=cfg,
             store=self.store,
             scorer=lambda: self.scorer,
+            scorer_spec=lambda: self.scorer_spec,
             client=self._feed_client,
             channels=self._channels,
             owner=owner_id(),
@@ -302,7 +317,7 @@ class Daemon:
         """Swap in a new configuration and rule set, all or nothing."""
         try:
             config = load_config(self.config_path)
-            scorer = build_scorer(config)
+            scorer, spec = scorer_and_spec(config)
         except MonitorError as exc:
             log.error(
                 "reload refused (%s); the previous rules and configuration stay in force: %s",
@@ -313,7 +328,7 @@ class Daemon:
             self.observer.reloaded(False, str(exc))
             return False
         old_channels = self._channels
-        self.config, self.scorer = config, scorer
+        self.config, self.scorer, self.scorer_spec = config, scorer, spec
         self._stamps = _watched(config)
         if self.pipeline is not None and self.store is not None:
             await self.pipeline.db(self.store.sync_feeds, config.feeds, self.clock())

@@ -9,6 +9,14 @@
 Stages are functions of their inputs; this module only sequences them, moves CPU work (parsing,
 scoring) off the event loop, and commits each poll as one transaction. The daemon, ``monitor run
 --once`` and the benchmarks all drive this same code.
+
+With a worker pool (``parser``), parsing and scoring run in worker processes
+(monitor/workers.py), so the main process keeps only fetching, de-duplication, routing and the
+store. A poll scores the articles the store does not hold yet *before* it takes the commit lock
+(feeds are scored in parallel, and the lock is never held while a job waits in the pool's
+queue); under the lock, de-duplication runs again against the store as it is then, and only its
+result is committed, with the scores of exactly those articles. A worker that cannot score
+(stale rule files, a failure, a dead pool) leaves the scoring to this process.
 """
 
 from __future__ import annotations
@@ -36,9 +44,7 @@ from monitor.errors import (
 )
 from monitor.fetch import HostLimiter, fetch_feed
 from monitor.interfaces import Channel
-from monitor.normalize import normalize
 from monitor.observe import Observer
-from monitor.parse import parse_feed
 from monitor.polling import next_poll_delay, update_posting_rate
 from monitor.route import Policy, Routed, channels_for, digest_deliveries, route
 from monitor.score import Scorer
@@ -51,6 +57,15 @@ from monitor.types import (
     FeedStatus,
     FetchResult,
     Scored,
+)
+from monitor.workers import (
+    Refused,
+    ScorerSpec,
+    cores,
+    parse_and_normalize,
+    parse_in_worker,
+    rejoin,
+    score_in_worker,
 )
 
 log = logging.getLogger("monitor.pipeline")
@@ -84,26 +99,6 @@ def policies(scorer: Scorer) -> dict[str, Policy]:
     }
 
 
-def parse_and_normalize(
-    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None]:
-    """CPU stage run off the loop: bytes -> normalised articles (+ warning, feed TTL)."""
-    parsed = parse_feed(body, url=state.url, headers=headers)
-    articles = [normalize(i, feed=parsed, state=state, fetched_at=fetched_at) for i in parsed.items]
-    return articles, parsed.warning, parsed.ttl
-
-
-def parse_in_worker(
-    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None] | str:
-    """``parse_and_normalize`` for a worker process: a ParseError comes back as its reason
-    (FeedError's constructor does not survive pickling)."""
-    try:
-        return parse_and_normalize(body, headers, state, fetched_at)
-    except ParseError as exc:
-        return exc.reason
-
-
 class Pipeline(DeliveryLoop):
     """The stages wired to their collaborators (all passed in, none global)."""
 
@@ -113,6 +108,7 @@ class Pipeline(DeliveryLoop):
         config: Config,
         store: Store,
         scorer: Callable[[], Scorer],
+        scorer_spec: Callable[[], ScorerSpec | None] | None = None,
         client: httpx.AsyncClient,
         channels: Mapping[str, Channel],
         owner: str,
@@ -126,6 +122,8 @@ class Pipeline(DeliveryLoop):
         self.config = config
         self.store = store
         self.scorer = scorer  # called per batch, so a reload swaps rules between polls
+        # How a worker rebuilds that same scorer; None: score in this process.
+        self.scorer_spec = scorer_spec or (lambda: None)
         self.client = client
         self.channels = channels
         self.owner = owner
@@ -135,9 +133,16 @@ class Pipeline(DeliveryLoop):
         self.limiter = HostLimiter(config.fetch)
         self._own_cpu = cpu is None
         self.cpu = cpu or ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
-        # Parsing and normalising (most of a poll's CPU) may run in worker processes, so a
-        # second core does real work; scoring stays here (the model is not cheap to ship).
+        # Parsing, normalising and scoring (most of a poll's CPU) may run in worker processes,
+        # so a second core does real work.
         self.parser = parser
+        # The pool runs jobs in the order they came. Parse jobs wait here, a few at a time in
+        # the pool, so a scoring job (which a commit waits for) never queues behind the
+        # bodies of every feed fetched so far.
+        self._parse_slots = asyncio.Semaphore(2 * cores())
+        self._refusals: set[str] = set()  # why workers did not score, each logged once
+        self.scored_in_workers = 0  # articles, for tests and the benchmarks
+        self.scored_here = 0
         # Called when a poll queued deliveries, so they go out now rather than at the next
         # outbox tick (up to [delivery] poll later).
         self.on_outbox = on_outbox
@@ -206,16 +211,23 @@ class Pipeline(DeliveryLoop):
             delay = self._delay(state, result, None, 0, None, now)
             await self.db(self.store.record_poll, self._record(state, result, now, delay))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
-        loop = asyncio.get_running_loop()
         articles, warning, ttl = await self._parse(result, state, now)
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
+        # Score what the store does not hold yet, outside the critical section (the costly part).
+        scorer, spec = self.scorer(), self.scorer_spec()
+        unseen = await self._unseen(articles)
+        verdicts = {s.article.id: s for s in await self._score(scorer, spec, unseen)}
         # Deciding what is new and committing it is one critical section: two feeds carrying
         # the same story at the same moment must see each other's articles.
         async with self._commit_lock:
             fresh = await self._new_stories(articles, now)
-            scorer = self.scorer()
-            scored = await loop.run_in_executor(self.cpu, scorer.score, fresh) if fresh else []
+            # An article stored when the poll began but gone now (pruned) was not scored.
+            late = {
+                s.article.id: s
+                for s in await self._score_here(scorer, [a for a in fresh if a.id not in verdicts])
+            }
+            scored = [replace((verdicts.get(a.id) or late[a.id]), article=a) for a in fresh]
             routed = await self._route(scorer, scored, now)
             delay = self._delay(state, result, ttl, len(fresh), None, now)
             rec = replace(
@@ -254,9 +266,10 @@ class Pipeline(DeliveryLoop):
         loop = asyncio.get_running_loop()
         if self.parser is not None:
             try:
-                out = await loop.run_in_executor(
-                    self.parser, parse_in_worker, result.body, dict(result.headers), state, now
-                )
+                async with self._parse_slots:
+                    out = await loop.run_in_executor(
+                        self.parser, parse_in_worker, result.body, dict(result.headers), state, now
+                    )
             except BrokenExecutor:
                 log.error("the parser processes died; parsing in this process from now on")
                 self.parser = None
@@ -267,6 +280,65 @@ class Pipeline(DeliveryLoop):
         return await loop.run_in_executor(
             self.cpu, parse_and_normalize, result.body, result.headers, state, now
         )
+
+    async def _unseen(self, articles: Sequence[Article]) -> list[Article]:
+        """The articles worth scoring: not stored yet, and no URL or content copy of an earlier
+        one of this batch (what ``_new_stories`` keeps, as far as it can be known early)."""
+        unique = list({a.id: a for a in articles}.values())
+        known = await self.db(self.store.known_article_ids, [a.id for a in unique])
+        urls: set[str] = set()
+        prints: set[str] = set()
+        out: list[Article] = []
+        for a in unique:
+            if a.id in known or a.url in urls or a.fingerprint in prints:
+                continue
+            urls.add(a.url)
+            prints.add(a.fingerprint)
+            out.append(a)
+        return out
+
+    async def _score(
+        self, scorer: Scorer, spec: ScorerSpec | None, articles: Sequence[Article]
+    ) -> list[Scored]:
+        """``scorer.score(articles)``, in a worker process when there are workers and a spec."""
+        if not articles:
+            return []
+        if self.parser is not None and spec is not None:
+            loop = asyncio.get_running_loop()
+            try:
+                out = await loop.run_in_executor(self.parser, score_in_worker, spec, articles)
+            except BrokenExecutor:
+                log.error("the worker processes died; parsing and scoring in this process")
+                self.parser = None
+            except Exception as exc:  # e.g. an argument that does not pickle: never lose a poll
+                self._refused(Refused(f"{type(exc).__name__}: {exc}"))
+            else:
+                if not isinstance(out, Refused):
+                    self.scored_in_workers += len(articles)
+                    return rejoin(articles, out)
+                self._refused(out)
+        return await self._score_here(scorer, articles)
+
+    async def _score_here(self, scorer: Scorer, articles: Sequence[Article]) -> list[Scored]:
+        if not articles:
+            return []
+        self.scored_here += len(articles)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.cpu, scorer.score, articles)
+
+    def _refused(self, refusal: Refused) -> None:
+        if refusal.reason in self._refusals:
+            return
+        self._refusals.add(refusal.reason)
+        if refusal.stale:
+            log.warning(
+                "a worker refused to score (%s); scoring in this process with the rules it holds",
+                refusal.reason,
+            )
+        else:
+            log.error(
+                "scoring in a worker failed (%s); scoring in this process instead", refusal.reason
+            )
 
     async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
         rules = {m.rule for s in scored for m in s.matches}
