@@ -74,18 +74,59 @@ _BYLINE = re.compile(
 )
 
 
+# A sentence can only be boilerplate if it holds one of these words (case aside): one look for
+# each in an ASCII body is far cheaper than matching the patterns above on every sentence.
+_BOILERPLATE_WORDS = (
+    "reporting",
+    "writing",
+    "editing",
+    "compiled",
+    "produced",
+    "fact-checked",
+    "copyright",
+    "(c)",
+    "rights",
+    "click",
+    "sign",
+    "subscribe",
+    "read",
+    "related",
+    "follow",
+    "share",
+    "standards",
+    "trust",
+    "corrected",
+    "updated",
+    "contributed",
+    "contact",
+)
+_MAYBE_BYLINE = re.compile(r"(?:[Bb]y|BY)\s+[A-Z]")
+
+
+def _maybe_boilerplate(text: str) -> bool:
+    """False only if no sentence of ``text`` can match ``_BOILERPLATE`` or ``_BYLINE``."""
+    if not text.isascii():
+        return True  # case-insensitive matching is subtler beyond ASCII
+    low = text.lower()
+    return any(w in low for w in _BOILERPLATE_WORDS) or bool(_MAYBE_BYLINE.search(text))
+
+
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
-    kept = [
-        s
-        for s in _SENTENCE_END.split(text)
-        if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
-    ]
+    sentences = _SENTENCE_END.split(text)
+    if _maybe_boilerplate(text):
+        kept = [
+            s for s in sentences if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
+        ]
+    else:
+        kept = [s for s in sentences if s.strip()]
     # The dateline opens the first sentence that is left once a byline line is gone.
     return _DATELINE.sub("", " ".join(kept), count=1)
 
 
 def _words(text: str) -> list[str]:
+    if text.isascii():  # the same words: ASCII case-folds to itself lower-cased, word by word
+        return _WORD.findall(text.lower())
     return [w.casefold().replace("’", "'") for w in _WORD.findall(text)]
 
 

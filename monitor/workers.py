@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +34,36 @@ if TYPE_CHECKING:
     from monitor.score import Scorer
 
 LOAD_ATTEMPTS = 3  # a rule file rewritten while the main process loads it: read the set again
+
+
+def worker_imports(model: str) -> list[str]:
+    """The modules a worker needs, for a fork server to import once before forking workers."""
+    return ["monitor.workers", "monitor.score"] + (
+        ["monitor.classifier"] if model != "none" else []
+    )
+
+
+def exit_with_parent(daemon: int) -> None:
+    """Worker start-up: leave when the daemon is gone. A SIGKILLed daemon never shuts its pool
+    down, and a blocked worker would otherwise live on as an orphan. The parent is the daemon
+    or the fork server it started, which leaves with it."""
+    parent = os.getppid()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def watch() -> None:
+        while os.getppid() == parent and (parent == daemon or alive(daemon)):
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def cores() -> int:
