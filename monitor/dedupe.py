@@ -100,28 +100,40 @@ _BOILERPLATE_WORDS = (
     "contributed",
     "contact",
 )
-_MAYBE_BYLINE = re.compile(r"(?:[Bb]y|BY)\s+[A-Z]")
 
 
-def _maybe_boilerplate(text: str) -> bool:
-    """False only if no sentence of ``text`` can match ``_BOILERPLATE`` or ``_BYLINE``."""
-    if not text.isascii():
-        return True  # case-insensitive matching is subtler beyond ASCII
-    low = text.lower()
-    return any(w in low for w in _BOILERPLATE_WORDS) or bool(_MAYBE_BYLINE.search(text))
+def _maybe_boilerplate(tidy: str) -> bool:
+    """False only if no sentence of a tidy text can match ``_BOILERPLATE`` or ``_BYLINE`` (the
+    text is ASCII, so matching case-insensitively is matching the lower-cased text)."""
+    low = tidy.lower()
+    # A byline needs "by" and then a space or a line break (the only whitespace of tidy text).
+    return "by " in low or "by\n" in low or any(w in low for w in _BOILERPLATE_WORDS)
+
+
+# Whitespace that makes a text other than tidy (see _tidy).
+_UNTIDY = ("  ", " \n", "\n ", "\n\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _tidy(text: str) -> bool:
+    """ASCII whose only whitespace is single spaces and single line breaks between words (what
+    the normaliser makes of a body). Each of its sentence breaks is one character, so its
+    sentences joined by spaces are the text with its line breaks turned into spaces."""
+    return text.isascii() and text == text.strip() and not any(u in text for u in _UNTIDY)
 
 
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
-    sentences = _SENTENCE_END.split(text)
-    if _maybe_boilerplate(text):
-        kept = [
-            s for s in sentences if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
-        ]
+    if _tidy(text) and not _maybe_boilerplate(text):
+        joined = text.replace("\n", " ")  # what splitting and joining would give, cheaper
     else:
-        kept = [s for s in sentences if s.strip()]
+        kept = [
+            s
+            for s in _SENTENCE_END.split(text)
+            if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
+        ]
+        joined = " ".join(kept)
     # The dateline opens the first sentence that is left once a byline line is gone.
-    return _DATELINE.sub("", " ".join(kept), count=1)
+    return _DATELINE.sub("", joined, count=1)
 
 
 def _words(text: str) -> list[str]:
