@@ -445,22 +445,25 @@ class Pipeline(DeliveryLoop):
         unique = list({a.id: a for a in articles}.values())
         view = await self.db(self.store.dedupe_view, unique, now - NEAR_DUP_WINDOW)
         fresh: list[Article] = []
+        urls: set[str] = set()
+        prints: set[str] = set()
+        # (band position, band value) -> positions in ``fresh``: a pair is a candidate when
+        # one band agrees (``dedupe.is_near_duplicate``), so only those pairs are looked at.
+        banded: dict[tuple[int, int], list[int]] = {}
         for a in unique:
             if a.id in view.known or view.exact(a):
                 continue
-            if any(a.url == b.url or a.fingerprint == b.fingerprint for b in fresh):
+            if a.url in urls or a.fingerprint in prints:
                 continue
-            story = next(
-                (
-                    b.story_id
-                    for b in fresh
-                    if dedupe.is_near_duplicate(a.signature, b.signature)
-                    and dedupe.same_story(a, b)
-                ),
-                None,
-            )
+            keys = list(enumerate(dedupe.bands(a.signature))) if a.signature else []
+            near = sorted({i for k in keys for i in banded.get(k, ())})
+            story = next((fresh[i].story_id for i in near if dedupe.same_story(a, fresh[i])), None)
             if story is None and a.signature:  # 0: no text to compare
                 candidates = view.near.get(a.id, ())
                 story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
+            urls.add(a.url)
+            prints.add(a.fingerprint)
+            for k in keys:
+                banded.setdefault(k, []).append(len(fresh))
             fresh.append(replace(a, story_id=story or a.id))
         return fresh
