@@ -135,6 +135,8 @@ class Daemon:
         self._parser: ProcessPoolExecutor | None = None
         self._delivering: asyncio.Task[None] | None = None
         self._kicks = 0
+        self._once = False  # in run_once: deliveries start while polling goes on
+        self._attempted = 0  # delivery attempts made by _deliver_now
 
     # ------------------------------------------------------------------ set-up
     def _open(self) -> Pipeline:
@@ -189,12 +191,18 @@ class Daemon:
 
     # ------------------------------------------------------------------ modes
     async def run_once(self) -> dict[str, int]:
-        """Poll every active feed once, then attempt every delivery that is due."""
+        """Poll every active feed once, then attempt every delivery that is due.
+
+        Alerts go out while the other feeds are still being polled (as in the daemon), and
+        whatever is due at the end is sent before returning."""
         pipeline = self._open()
+        self._once = True
         try:
             summaries = await pipeline.poll_due(everything=True, limit=1_000_000)
+            if self._delivering is not None:
+                await self._delivering
             await pipeline.flush_groups()
-            attempted = 0
+            attempted = self._attempted
             while not self.stopping.is_set():
                 n = await pipeline.deliver_due()
                 attempted += n
@@ -272,8 +280,8 @@ class Daemon:
 
     def _deliver_soon(self) -> None:
         """A poll queued deliveries: send them now (the outbox tick stays as the safety net)."""
-        if self.ticker is None or self.stopping.is_set():
-            return  # --once delivers after polling anyway
+        if (self.ticker is None and not self._once) or self.stopping.is_set():
+            return
         self._kicks += 1
         if self._delivering is None or self._delivering.done():
             self._delivering = asyncio.ensure_future(self._deliver_now())
@@ -283,8 +291,11 @@ class Daemon:
         try:
             while self._kicks and not self.stopping.is_set():
                 self._kicks = 0
-                while await self.pipeline.deliver_due() and not self.stopping.is_set():
-                    pass
+                while not self.stopping.is_set():
+                    n = await self.pipeline.deliver_due()
+                    self._attempted += n
+                    if not n:
+                        break
         except Exception:  # like a failed tick: logged, and the outbox tick retries
             log.exception("immediate delivery failed", extra={"event": "deliver"})
 
