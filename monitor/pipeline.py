@@ -26,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -40,11 +40,11 @@ from monitor.errors import (
     FeedError,
     FeedGoneError,
     FetchError,
-    ParseError,
 )
 from monitor.fetch import HostLimiter, fetch_feed
 from monitor.interfaces import Channel
 from monitor.observe import Observer
+from monitor.offload import Offload
 from monitor.polling import next_poll_delay, update_posting_rate
 from monitor.route import Policy, Routed, channels_for, digest_deliveries, route
 from monitor.score import Scorer
@@ -58,15 +58,7 @@ from monitor.types import (
     FetchResult,
     Scored,
 )
-from monitor.workers import (
-    Refused,
-    ScorerSpec,
-    cores,
-    parse_and_normalize,
-    parse_in_worker,
-    rejoin,
-    score_in_worker,
-)
+from monitor.workers import ScorerSpec, cores
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -99,7 +91,7 @@ def policies(scorer: Scorer) -> dict[str, Policy]:
     }
 
 
-class Pipeline(DeliveryLoop):
+class Pipeline(Offload, DeliveryLoop):
     """The stages wired to their collaborators (all passed in, none global)."""
 
     def __init__(
@@ -223,11 +215,9 @@ class Pipeline(DeliveryLoop):
         async with self._commit_lock:
             fresh = await self._new_stories(articles, now)
             # An article stored when the poll began but gone now (pruned) was not scored.
-            late = {
-                s.article.id: s
-                for s in await self._score_here(scorer, [a for a in fresh if a.id not in verdicts])
-            }
-            scored = [replace((verdicts.get(a.id) or late[a.id]), article=a) for a in fresh]
+            missing = [a for a in fresh if a.id not in verdicts]
+            verdicts |= {s.article.id: s for s in await self._score_here(scorer, missing)}
+            scored = [replace(verdicts[a.id], article=a) for a in fresh]
             routed = await self._route(scorer, scored, now)
             delay = self._delay(state, result, ttl, len(fresh), None, now)
             rec = replace(
@@ -260,27 +250,6 @@ class Pipeline(DeliveryLoop):
             deliveries=len(committed.deliveries),
         )
 
-    async def _parse(
-        self, result: FetchResult, state: FeedState, now: datetime
-    ) -> tuple[list[Article], str | None, float | None]:
-        loop = asyncio.get_running_loop()
-        if self.parser is not None:
-            try:
-                async with self._parse_slots:
-                    out = await loop.run_in_executor(
-                        self.parser, parse_in_worker, result.body, dict(result.headers), state, now
-                    )
-            except BrokenExecutor:
-                log.error("the parser processes died; parsing in this process from now on")
-                self.parser = None
-            else:
-                if isinstance(out, str):
-                    raise ParseError(state.url, out)
-                return out
-        return await loop.run_in_executor(
-            self.cpu, parse_and_normalize, result.body, result.headers, state, now
-        )
-
     async def _unseen(self, articles: Sequence[Article]) -> list[Article]:
         """The articles worth scoring: not stored yet, and no URL or content copy of an earlier
         one of this batch (what ``_new_stories`` keeps, as far as it can be known early)."""
@@ -296,49 +265,6 @@ class Pipeline(DeliveryLoop):
             prints.add(a.fingerprint)
             out.append(a)
         return out
-
-    async def _score(
-        self, scorer: Scorer, spec: ScorerSpec | None, articles: Sequence[Article]
-    ) -> list[Scored]:
-        """``scorer.score(articles)``, in a worker process when there are workers and a spec."""
-        if not articles:
-            return []
-        if self.parser is not None and spec is not None:
-            loop = asyncio.get_running_loop()
-            try:
-                out = await loop.run_in_executor(self.parser, score_in_worker, spec, articles)
-            except BrokenExecutor:
-                log.error("the worker processes died; parsing and scoring in this process")
-                self.parser = None
-            except Exception as exc:  # e.g. an argument that does not pickle: never lose a poll
-                self._refused(Refused(f"{type(exc).__name__}: {exc}"))
-            else:
-                if not isinstance(out, Refused):
-                    self.scored_in_workers += len(articles)
-                    return rejoin(articles, out)
-                self._refused(out)
-        return await self._score_here(scorer, articles)
-
-    async def _score_here(self, scorer: Scorer, articles: Sequence[Article]) -> list[Scored]:
-        if not articles:
-            return []
-        self.scored_here += len(articles)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.cpu, scorer.score, articles)
-
-    def _refused(self, refusal: Refused) -> None:
-        if refusal.reason in self._refusals:
-            return
-        self._refusals.add(refusal.reason)
-        if refusal.stale:
-            log.warning(
-                "a worker refused to score (%s); scoring in this process with the rules it holds",
-                refusal.reason,
-            )
-        else:
-            log.error(
-                "scoring in a worker failed (%s); scoring in this process instead", refusal.reason
-            )
 
     async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
         rules = {m.rule for s in scored for m in s.matches}
