@@ -160,6 +160,7 @@ class Daemon:
             parser=self._parser,
             on_outbox=self._deliver_soon,
         )
+        self.pipeline.start_workers()  # while the first feeds are fetched
         for rule in self.scorer.rules.rules:
             if not rule.channels and not cfg.routes.default:
                 log.warning(

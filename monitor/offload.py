@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
 
@@ -18,10 +18,12 @@ from monitor.types import Article, FeedState, FetchResult, Scored
 from monitor.workers import (
     Refused,
     ScorerSpec,
+    cores,
     parse_and_normalize,
     parse_in_worker,
     rejoin,
     score_in_worker,
+    start_workers,
 )
 
 log = logging.getLogger("monitor.pipeline")
@@ -36,16 +38,39 @@ class Offload:
     _refusals: set[str]  # why workers did not score, each logged once
     scored_in_workers: int  # articles, for tests and the benchmarks
     scored_here: int
+    scorer_spec: Callable[[], ScorerSpec | None]  # how a worker rebuilds the current scorer
+    _started: asyncio.Future[None] | None = None  # the workers' start-up, once begun
+
+    def start_workers(self) -> None:
+        """Start the worker processes and load the scorer in them, off the event loop: starting
+        one blocks until the fork server has imported the worker code (seconds, the first
+        time), and a first poll should not wait for that, nor stall every other one."""
+        if self.parser is not None and self._started is None:
+            loop = asyncio.get_running_loop()
+            self._started = loop.run_in_executor(
+                self.cpu, start_workers, self.parser, cores(), self.scorer_spec()
+            )
+
+    async def _workers(self) -> Executor | None:
+        """The worker pool once its processes are up; None without one (or once it broke)."""
+        self.start_workers()
+        if self._started is not None and self.parser is not None:
+            try:
+                await asyncio.shield(self._started)
+            except BrokenExecutor:
+                log.error("the worker processes died; parsing and scoring here from now on")
+                self.parser = None
+        return self.parser
 
     async def _parse(
         self, result: FetchResult, state: FeedState, now: datetime
     ) -> tuple[list[Article], str | None, float | None]:
         loop = asyncio.get_running_loop()
-        if self.parser is not None:
+        if (pool := await self._workers()) is not None:
             try:
                 async with self._parse_slots:
                     out = await loop.run_in_executor(
-                        self.parser, parse_in_worker, result.body, dict(result.headers), state, now
+                        pool, parse_in_worker, result.body, dict(result.headers), state, now
                     )
             except BrokenExecutor:
                 log.error("the worker processes died; parsing and scoring here from now on")
@@ -64,10 +89,10 @@ class Offload:
         """``scorer.score(articles)``, in a worker process when there are workers and a spec."""
         if not articles:
             return []
-        if self.parser is not None and spec is not None:
+        if spec is not None and (pool := await self._workers()) is not None:
             loop = asyncio.get_running_loop()
             try:
-                out = await loop.run_in_executor(self.parser, score_in_worker, spec, articles)
+                out = await loop.run_in_executor(pool, score_in_worker, spec, articles)
             except BrokenExecutor:
                 log.error("the worker processes died; parsing and scoring here from now on")
                 self.parser = None

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -213,6 +214,19 @@ def _scorer_for(spec: ScorerSpec) -> Scorer | None:
         return None
     _loaded = (spec, scorer)
     return scorer
+
+
+def warm(spec: ScorerSpec | None) -> None:
+    """A worker's first job: build the scorer now rather than when the first article comes."""
+    if spec is not None:
+        score_in_worker(spec, [])
+
+
+def start_workers(pool: Executor, n: int, spec: ScorerSpec | None) -> None:
+    """Start ``n`` workers and let them load the scorer; blocks until they have (starting a
+    worker waits for the fork server to import the worker code, a few seconds the first time)."""
+    for job in [pool.submit(warm, spec) for _ in range(n)]:
+        job.result()
 
 
 def score_in_worker(spec: ScorerSpec, articles: Sequence[Article]) -> list[Verdict] | Refused:

@@ -104,7 +104,7 @@ def item(n: int, title: str) -> tuple[str, str, str]:
 class Wire:
     """A daemon (in this process, with its worker pool) polling one feed we write to."""
 
-    def __init__(self, tmp: Path, feeds: FeedServer) -> None:
+    def __init__(self, tmp: Path, feeds: FeedServer, *, edit: str | None = None) -> None:
         self.feeds = feeds
         self.items: list[tuple[str, str, str]] = []
         feeds.route("/wire.xml", Route(body=rss([])))
@@ -116,6 +116,8 @@ class Wire:
         )
         self.rule = tmp / "rules" / "sanctions-test.yaml"
         self.daemon = Daemon(self.config)
+        if edit is not None:  # after the daemon loaded the rules, before its workers start
+            self.rule.write_text(edit)
         self.pipeline = self.daemon._open()
         if self.pipeline.parser is None:
             pytest.skip("one core: no worker processes")
@@ -157,13 +159,17 @@ async def test_a_reload_reaches_the_workers_and_a_broken_edit_does_not(wire: Wir
     assert wire.pipeline.scored_in_workers + wire.pipeline.scored_here == 6
 
 
-async def test_rules_edited_but_not_reloaded_are_scored_by_the_daemon(wire: Wire) -> None:
-    # The workers start with the first poll, after the edit: they find other files than the
-    # daemon loaded, refuse, and the daemon scores with the rules it validated.
-    wire.rule.write_text(EMBARGO_RULE)
-    assert (await wire.publish("New sanctions on refiners")).alerts == 1  # the loaded rule
-    assert wire.pipeline.scored_here == 1 and wire.pipeline.scored_in_workers == 0
-    assert await wire.daemon.reload("test")  # now they follow the daemon again
-    assert (await wire.publish("Embargo on grain lifted")).alerts == 1
-    assert (await wire.publish("More sanctions on banks")).alerts == 0
-    assert wire.pipeline.scored_in_workers == 2 and wire.pipeline.scored_here == 1
+async def test_rules_edited_but_not_reloaded_are_scored_by_the_daemon(tmp_path: Path) -> None:
+    # The workers start after the edit: they find other files than the daemon loaded, refuse,
+    # and the daemon scores with the rules it validated.
+    with serve() as feeds:
+        wire = Wire(tmp_path, feeds, edit=EMBARGO_RULE)
+        try:
+            assert (await wire.publish("New sanctions on refiners")).alerts == 1  # loaded rule
+            assert wire.pipeline.scored_here == 1 and wire.pipeline.scored_in_workers == 0
+            assert await wire.daemon.reload("test")  # now they follow the daemon again
+            assert (await wire.publish("Embargo on grain lifted")).alerts == 1
+            assert (await wire.publish("More sanctions on banks")).alerts == 0
+            assert wire.pipeline.scored_in_workers == 2 and wire.pipeline.scored_here == 1
+        finally:
+            await wire.daemon._close()
