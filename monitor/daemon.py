@@ -160,7 +160,6 @@ class Daemon:
             parser=self._parser,
             on_outbox=self._deliver_soon,
         )
-        self.pipeline.start_workers()  # while the first feeds are fetched
         for rule in self.scorer.rules.rules:
             if not rule.channels and not cfg.routes.default:
                 log.warning(
@@ -222,6 +221,9 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; reload on SIGHUP or when a watched file changes."""
         pipeline = self._open()
+        # Now, not with the first new item: its alert would wait for the workers' start-up.
+        # (run_once starts them with its first parse: a cycle of 304s needs none.)
+        pipeline.start_workers()
         from monitor.admin import start_admin
 
         try:
