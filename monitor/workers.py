@@ -2,8 +2,9 @@
 
 The pipeline sends these functions to a process pool, so a second core does the CPU work of a
 poll while the main process fetches, de-duplicates and commits. Everything here is a plain
-function of picklable values; the module imports only what parsing needs, and the scoring stack
-(scikit-learn, the rule compiler) loads in a worker the first time it is asked to score.
+function of picklable values. The module imports only what parsing needs; the scoring stack
+(scikit-learn, the rule compiler) is imported by the daemon's fork server before it forks the
+workers (``worker_imports``), and a worker builds its scorer when the pool starts (``warm``).
 
 Scoring in a worker must give exactly what the main process would: a worker rebuilds the scorer
 from a ``ScorerSpec`` (the arguments of ``load_scorer`` plus a fingerprint of the rule and model
