@@ -230,15 +230,24 @@ def start_workers(pool: Executor, n: int, spec: ScorerSpec | None) -> None:
         job.result()
 
 
+# The spec a worker could not build a scorer for, and why: it is not retried for every batch
+# (loading takes a second); a reload brings another spec.
+_failed: tuple[ScorerSpec, str] | None = None
+
+
 def score_in_worker(spec: ScorerSpec, articles: Sequence[Article]) -> list[Verdict] | Refused:
     """``Scorer.score`` in a worker process, with the rules ``spec`` names and no others."""
+    global _failed
+    if _failed is not None and _failed[0] == spec:
+        return Refused(_failed[1])
     try:
         scorer = _scorer_for(spec)
         if scorer is None:
             return Refused("the rule or model files changed since the daemon loaded them", True)
         return [(s.topics, s.matches) for s in scorer.score(articles)]
     except Exception as exc:  # the main process scores instead; it must learn why
-        return Refused(f"{type(exc).__name__}: {exc}")
+        _failed = (spec, f"{type(exc).__name__}: {exc}")
+        return Refused(_failed[1])
 
 
 def rejoin(articles: Sequence[Article], verdicts: Sequence[Verdict]) -> list[Scored]:

@@ -94,6 +94,9 @@ def test_a_worker_that_cannot_build_the_scorer_says_why(
     got = pool.submit(score_in_worker, bad, articles([("a1", "sanctions", "x")])).result(60)
     assert isinstance(got, Refused) and not got.stale
     assert "hook" in got.reason
+    again = pool.submit(score_in_worker, bad, articles([("a2", "sanctions", "y")])).result(60)
+    assert again == got  # the next batch is refused the same way
+    assert not isinstance(pool.submit(score_in_worker, spec, []).result(60), Refused)
 
 
 # --------------------------------------------------------------------------- through the daemon
