@@ -5,8 +5,8 @@ N is 30,000 by default (one round; the whole group takes ~5 minutes on 2 cores);
 
 The real daemon (``monitor run``, a subprocess) polls 1,000 feeds of 30 items; each time it has
 stored a whole round, the feed server replaces every item, so each round brings 30,000 new
-articles. Its VmRSS / VmHWM are read from ``/proc/<pid>/status`` (its parser worker processes
-are reported in the note, not added).
+articles. Its VmRSS / VmHWM are read from ``/proc/<pid>/status`` (its worker processes and
+their fork server are reported in the note, not added).
 
 ``memory-peak``: VmHWM once >= N articles are stored; floor = the RSS of a process that has
 only loaded the same program, model and rules (what the daemon cannot go below), ratio = floor /
@@ -45,12 +45,21 @@ def _status(pid: int) -> dict[str, float]:
     return out
 
 
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            kids += [int(c) for c in (task / "children").read_text().split()]
+    return kids
+
+
 def _children_rss(pid: int) -> float:
+    """RSS of every descendant: the worker processes are children of the daemon's fork server."""
     total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            with contextlib.suppress(OSError):
-                total += _status(int(child)).get("VmRSS", 0.0)
+    for child in _children(pid):
+        with contextlib.suppress(OSError):
+            total += _status(child).get("VmRSS", 0.0)
+        total += _children_rss(child)
     return total
 
 
@@ -128,7 +137,7 @@ def run() -> Iterator[Result]:
             higher_is_better=False,
             note=(
                 f"after {first['articles']:.0f} articles; floor = program+model+rules loaded; "
-                f"parser workers {first['workers'] / MiB:.0f} MiB more"
+                f"worker processes {first['workers'] / MiB:.0f} MiB more"
             ),
         )
         growth = (second["VmRSS"] - first["VmRSS"]) / first["VmRSS"] * 100

@@ -14,12 +14,11 @@ import multiprocessing
 import os
 import signal
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +34,7 @@ from monitor.pipeline import Pipeline
 from monitor.scheduler import Tick, Ticker
 from monitor.score import Scorer, load_scorer
 from monitor.store import Store, open_store
+from monitor.workers import ScorerSpec, cores, exit_with_parent, load_scorer_spec, worker_imports
 
 if TYPE_CHECKING:
     from monitor.admin import AdminServer
@@ -54,33 +54,37 @@ def build_scorer(config: Config) -> Scorer:
     )
 
 
-def parser_pool() -> ProcessPoolExecutor | None:
-    """Worker processes for parsing, one per core; None on a single core (threads do then).
-
-    Spawned, not forked: the daemon has threads (store, admin) by now, and a forked child
-    would inherit their locks in whatever state they were. Workers start on first use.
-    """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2:
-        return None
-    return ProcessPoolExecutor(
-        max_workers=cores,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_exit_with_parent,
-        initargs=(os.getpid(),),
+def scorer_and_spec(config: Config) -> tuple[Scorer, ScorerSpec | None]:
+    """``build_scorer``, plus the spec from which worker processes rebuild the same scorer."""
+    return load_scorer_spec(
+        model=config.classifier.model,
+        rule_paths=config.rule_paths,
+        channels=[c.name for c in config.channels],
+        base_dir=config.base_dir,
     )
 
 
-def _exit_with_parent(parent: int) -> None:
-    """Worker start-up: leave when the daemon is gone. A SIGKILLed daemon never shuts its pool
-    down, and a blocked worker would otherwise live on as an orphan."""
+def parser_pool(model: str) -> ProcessPoolExecutor | None:
+    """Worker processes for parsing and scoring (monitor/workers.py), one per core; None on a
+    single core (threads do then). Workers start on first use.
 
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1.0)
-        os._exit(0)
-
-    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+    Not forked from the daemon: it has threads (store, admin) by then, and a forked child would
+    inherit their locks in whatever state they were. A fork server (a fresh, single-threaded
+    process) imports the worker code and, with a classifier, scikit-learn once, and each worker
+    is forked from it with that done: spawning each worker cost a second or two of imports
+    apiece, at the start of every cycle. Spawned where there is no fork server.
+    """
+    n = cores()
+    if n < 2:
+        return None
+    ctx: BaseContext = multiprocessing.get_context("spawn")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        server = multiprocessing.get_context("forkserver")
+        server.set_forkserver_preload(worker_imports(model))
+        ctx = server
+    return ProcessPoolExecutor(
+        max_workers=n, mp_context=ctx, initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
 
 
 def owner_id() -> str:
@@ -117,7 +121,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.ready = asyncio.Event()
         self.config: Config = load_config(config_path)
-        self.scorer: Scorer = build_scorer(self.config)
+        # The rules in force, and how the worker processes rebuild exactly these; a reload
+        # replaces both at once, and a worker picks the new ones up with its next batch.
+        self.scorer, self.scorer_spec = scorer_and_spec(self.config)
         self.store: Store | None = None
         self.pipeline: Pipeline | None = None
         self.ticker: Ticker | None = None
@@ -129,6 +135,8 @@ class Daemon:
         self._parser: ProcessPoolExecutor | None = None
         self._delivering: asyncio.Task[None] | None = None
         self._kicks = 0
+        self._once = False  # in run_once: deliveries start while polling goes on
+        self._attempted = 0  # delivery attempts made by _deliver_now
 
     # ------------------------------------------------------------------ set-up
     def _open(self) -> Pipeline:
@@ -138,11 +146,12 @@ class Daemon:
         self._feed_client = make_client(cfg.fetch)
         self._hook_client = httpx.AsyncClient(follow_redirects=False)
         self._channels = self._build_channels(cfg)
-        self._parser = parser_pool()
+        self._parser = parser_pool(cfg.classifier.model)
         self.pipeline = Pipeline(
             config=cfg,
             store=self.store,
             scorer=lambda: self.scorer,
+            scorer_spec=lambda: self.scorer_spec,
             client=self._feed_client,
             channels=self._channels,
             owner=owner_id(),
@@ -182,12 +191,18 @@ class Daemon:
 
     # ------------------------------------------------------------------ modes
     async def run_once(self) -> dict[str, int]:
-        """Poll every active feed once, then attempt every delivery that is due."""
+        """Poll every active feed once, then attempt every delivery that is due.
+
+        Alerts go out while the other feeds are still being polled (as in the daemon), and
+        whatever is due at the end is sent before returning."""
         pipeline = self._open()
+        self._once = True
         try:
             summaries = await pipeline.poll_due(everything=True, limit=1_000_000)
+            if self._delivering is not None:
+                await self._delivering
             await pipeline.flush_groups()
-            attempted = 0
+            attempted = self._attempted
             while not self.stopping.is_set():
                 n = await pipeline.deliver_due()
                 attempted += n
@@ -206,6 +221,9 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT; reload on SIGHUP or when a watched file changes."""
         pipeline = self._open()
+        # Now, not with the first new item: its alert would wait for the workers' start-up.
+        # (run_once starts them with its first parse: a cycle of 304s needs none.)
+        pipeline.start_workers()
         from monitor.admin import start_admin
 
         try:
@@ -265,8 +283,8 @@ class Daemon:
 
     def _deliver_soon(self) -> None:
         """A poll queued deliveries: send them now (the outbox tick stays as the safety net)."""
-        if self.ticker is None or self.stopping.is_set():
-            return  # --once delivers after polling anyway
+        if (self.ticker is None and not self._once) or self.stopping.is_set():
+            return
         self._kicks += 1
         if self._delivering is None or self._delivering.done():
             self._delivering = asyncio.ensure_future(self._deliver_now())
@@ -276,8 +294,11 @@ class Daemon:
         try:
             while self._kicks and not self.stopping.is_set():
                 self._kicks = 0
-                while await self.pipeline.deliver_due() and not self.stopping.is_set():
-                    pass
+                while not self.stopping.is_set():
+                    n = await self.pipeline.deliver_due()
+                    self._attempted += n
+                    if not n:
+                        break
         except Exception:  # like a failed tick: logged, and the outbox tick retries
             log.exception("immediate delivery failed", extra={"event": "deliver"})
 
@@ -302,7 +323,7 @@ class Daemon:
         """Swap in a new configuration and rule set, all or nothing."""
         try:
             config = load_config(self.config_path)
-            scorer = build_scorer(config)
+            scorer, spec = scorer_and_spec(config)
         except MonitorError as exc:
             log.error(
                 "reload refused (%s); the previous rules and configuration stay in force: %s",
@@ -313,7 +334,7 @@ class Daemon:
             self.observer.reloaded(False, str(exc))
             return False
         old_channels = self._channels
-        self.config, self.scorer = config, scorer
+        self.config, self.scorer, self.scorer_spec = config, scorer, spec
         self._stamps = _watched(config)
         if self.pipeline is not None and self.store is not None:
             await self.pipeline.db(self.store.sync_feeds, config.feeds, self.clock())

@@ -74,18 +74,71 @@ _BYLINE = re.compile(
 )
 
 
+# A sentence can only be boilerplate if it holds one of these words (case aside): one look for
+# each in an ASCII body is far cheaper than matching the patterns above on every sentence.
+_BOILERPLATE_WORDS = (
+    "reporting",
+    "writing",
+    "editing",
+    "compiled",
+    "produced",
+    "fact-checked",
+    "copyright",
+    "(c)",
+    "rights",
+    "click",
+    "sign",
+    "subscribe",
+    "read",
+    "related",
+    "follow",
+    "share",
+    "standards",
+    "trust",
+    "corrected",
+    "updated",
+    "contributed",
+    "contact",
+)
+
+
+def _maybe_boilerplate(tidy: str) -> bool:
+    """False only if no sentence of a tidy text can match ``_BOILERPLATE`` or ``_BYLINE`` (the
+    text is ASCII, so matching case-insensitively is matching the lower-cased text)."""
+    low = tidy.lower()
+    # A byline needs "by" and then a space or a line break (the only whitespace of tidy text).
+    return "by " in low or "by\n" in low or any(w in low for w in _BOILERPLATE_WORDS)
+
+
+# Whitespace that makes a text other than tidy (see _tidy).
+_UNTIDY = ("  ", " \n", "\n ", "\n\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
+
+
+def _tidy(text: str) -> bool:
+    """ASCII whose only whitespace is single spaces and single line breaks between words (what
+    the normaliser makes of a body). Each of its sentence breaks is one character, so its
+    sentences joined by spaces are the text with its line breaks turned into spaces."""
+    return text.isascii() and text == text.strip() and not any(u in text for u in _UNTIDY)
+
+
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
-    kept = [
-        s
-        for s in _SENTENCE_END.split(text)
-        if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
-    ]
+    if _tidy(text) and not _maybe_boilerplate(text):
+        joined = text.replace("\n", " ")  # what splitting and joining would give, cheaper
+    else:
+        kept = [
+            s
+            for s in _SENTENCE_END.split(text)
+            if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
+        ]
+        joined = " ".join(kept)
     # The dateline opens the first sentence that is left once a byline line is gone.
-    return _DATELINE.sub("", " ".join(kept), count=1)
+    return _DATELINE.sub("", joined, count=1)
 
 
 def _words(text: str) -> list[str]:
+    if text.isascii():  # the same words: ASCII case-folds to itself lower-cased, word by word
+        return _WORD.findall(text.lower())
     return [w.casefold().replace("’", "'") for w in _WORD.findall(text)]
 
 
@@ -94,7 +147,8 @@ def _hash_array(words: list[str]) -> np.ndarray[Any, np.dtype[np.uint64]]:
     stable CRC-32 once, and a shingle's hash mixes its words' hashes position by position."""
     if not words:
         return np.empty(0, dtype=np.uint64)
-    h = np.fromiter((zlib.crc32(w.encode()) for w in words), dtype=np.uint64, count=len(words))
+    # map() over the builtins: no Python frame per word (the same CRC-32 of the UTF-8 bytes)
+    h = np.fromiter(map(zlib.crc32, map(str.encode, words)), dtype=np.uint64, count=len(words))
     if len(words) < SHINGLE:
         h = np.array([np.bitwise_xor.reduce(h * _POSITIONS[: len(h)])], dtype=np.uint64)
         return _mix(h)

@@ -105,6 +105,8 @@ _TRACKING = frozenset(
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SPACE = re.compile(r"[^\S\n]+")
 _LINES = re.compile(r"\s*\n\s*")
+# ASCII whitespace other than space and line breaks (\r is turned into \n first).
+_ODD_SPACES = ("\t", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 _ELLIPSIS = re.compile(r"\s*(?:\.\.\.|…|\[…\]|\[\.\.\.\]|\(more\)|read more)\s*$", re.I)
 _URI_SCHEMES = ("http://", "https://", "urn:", "tag:")
 
@@ -131,7 +133,13 @@ def html_to_text(markup: str) -> str:
 def collapse(text: str) -> str:
     """Single spaces within a paragraph, single line breaks between paragraphs."""
     text = text.replace("\r", "\n").replace("\xa0", " ")
-    return _LINES.sub("\n", _SPACE.sub(" ", text)).strip()
+    # Most text is already tidy, and looking for what the patterns would change is far cheaper
+    # than letting them replace every single space by itself.
+    if not (text.isascii() and "  " not in text and not any(c in text for c in _ODD_SPACES)):
+        text = _SPACE.sub(" ", text)
+    if "\n" in text:
+        text = _LINES.sub("\n", text)
+    return text.strip()
 
 
 def _as_text(value: str, kind: str) -> str:

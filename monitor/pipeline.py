@@ -9,6 +9,14 @@
 Stages are functions of their inputs; this module only sequences them, moves CPU work (parsing,
 scoring) off the event loop, and commits each poll as one transaction. The daemon, ``monitor run
 --once`` and the benchmarks all drive this same code.
+
+With a worker pool (``parser``), parsing and scoring run in worker processes
+(monitor/workers.py), so the main process keeps only fetching, de-duplication, routing and the
+store. A poll scores the articles the store does not hold yet *before* it takes the commit lock
+(feeds are scored in parallel, and the lock is never held while a job waits in the pool's
+queue); under the lock, de-duplication runs again against the store as it is then, and only its
+result is committed, with the scores of exactly those articles. A worker that cannot score
+(stale rule files, a failure, a dead pool) leaves the scoring to this process.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import BrokenExecutor, Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -32,13 +40,11 @@ from monitor.errors import (
     FeedError,
     FeedGoneError,
     FetchError,
-    ParseError,
 )
 from monitor.fetch import HostLimiter, fetch_feed
 from monitor.interfaces import Channel
-from monitor.normalize import normalize
 from monitor.observe import Observer
-from monitor.parse import parse_feed
+from monitor.offload import Offload
 from monitor.polling import next_poll_delay, update_posting_rate
 from monitor.route import Policy, Routed, channels_for, digest_deliveries, route
 from monitor.score import Scorer
@@ -52,6 +58,7 @@ from monitor.types import (
     FetchResult,
     Scored,
 )
+from monitor.workers import ScorerSpec, cores
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -84,27 +91,7 @@ def policies(scorer: Scorer) -> dict[str, Policy]:
     }
 
 
-def parse_and_normalize(
-    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None]:
-    """CPU stage run off the loop: bytes -> normalised articles (+ warning, feed TTL)."""
-    parsed = parse_feed(body, url=state.url, headers=headers)
-    articles = [normalize(i, feed=parsed, state=state, fetched_at=fetched_at) for i in parsed.items]
-    return articles, parsed.warning, parsed.ttl
-
-
-def parse_in_worker(
-    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None] | str:
-    """``parse_and_normalize`` for a worker process: a ParseError comes back as its reason
-    (FeedError's constructor does not survive pickling)."""
-    try:
-        return parse_and_normalize(body, headers, state, fetched_at)
-    except ParseError as exc:
-        return exc.reason
-
-
-class Pipeline(DeliveryLoop):
+class Pipeline(Offload, DeliveryLoop):
     """The stages wired to their collaborators (all passed in, none global)."""
 
     def __init__(
@@ -113,6 +100,7 @@ class Pipeline(DeliveryLoop):
         config: Config,
         store: Store,
         scorer: Callable[[], Scorer],
+        scorer_spec: Callable[[], ScorerSpec | None] | None = None,
         client: httpx.AsyncClient,
         channels: Mapping[str, Channel],
         owner: str,
@@ -126,6 +114,8 @@ class Pipeline(DeliveryLoop):
         self.config = config
         self.store = store
         self.scorer = scorer  # called per batch, so a reload swaps rules between polls
+        # How a worker rebuilds that same scorer; None: score in this process.
+        self.scorer_spec = scorer_spec or (lambda: None)
         self.client = client
         self.channels = channels
         self.owner = owner
@@ -135,9 +125,16 @@ class Pipeline(DeliveryLoop):
         self.limiter = HostLimiter(config.fetch)
         self._own_cpu = cpu is None
         self.cpu = cpu or ThreadPoolExecutor(max_workers=2, thread_name_prefix="cpu")
-        # Parsing and normalising (most of a poll's CPU) may run in worker processes, so a
-        # second core does real work; scoring stays here (the model is not cheap to ship).
+        # Parsing, normalising and scoring (most of a poll's CPU) may run in worker processes,
+        # so a second core does real work.
         self.parser = parser
+        # The pool runs jobs in the order they came. Parse jobs wait here, a few at a time in
+        # the pool, so a scoring job (which a commit waits for) never queues behind the
+        # bodies of every feed fetched so far.
+        self._parse_slots = asyncio.Semaphore(2 * cores())
+        self._refusals: set[str] = set()  # why workers did not score, each logged once
+        self.scored_in_workers = 0  # articles, for tests and the benchmarks
+        self.scored_here = 0
         # Called when a poll queued deliveries, so they go out now rather than at the next
         # outbox tick (up to [delivery] poll later).
         self.on_outbox = on_outbox
@@ -206,16 +203,21 @@ class Pipeline(DeliveryLoop):
             delay = self._delay(state, result, None, 0, None, now)
             await self.db(self.store.record_poll, self._record(state, result, now, delay))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
-        loop = asyncio.get_running_loop()
         articles, warning, ttl = await self._parse(result, state, now)
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
+        # Score what the store does not hold yet, outside the critical section (the costly part).
+        scorer, spec = self.scorer(), self.scorer_spec()
+        unseen = await self._unseen(articles)
+        verdicts = {s.article.id: s for s in await self._score(scorer, spec, unseen)}
         # Deciding what is new and committing it is one critical section: two feeds carrying
         # the same story at the same moment must see each other's articles.
         async with self._commit_lock:
             fresh = await self._new_stories(articles, now)
-            scorer = self.scorer()
-            scored = await loop.run_in_executor(self.cpu, scorer.score, fresh) if fresh else []
+            # An article stored when the poll began but gone now (pruned) was not scored.
+            missing = [a for a in fresh if a.id not in verdicts]
+            verdicts |= {s.article.id: s for s in await self._score_here(scorer, missing)}
+            scored = [replace(verdicts[a.id], article=a) for a in fresh]
             routed = await self._route(scorer, scored, now)
             delay = self._delay(state, result, ttl, len(fresh), None, now)
             rec = replace(
@@ -248,25 +250,21 @@ class Pipeline(DeliveryLoop):
             deliveries=len(committed.deliveries),
         )
 
-    async def _parse(
-        self, result: FetchResult, state: FeedState, now: datetime
-    ) -> tuple[list[Article], str | None, float | None]:
-        loop = asyncio.get_running_loop()
-        if self.parser is not None:
-            try:
-                out = await loop.run_in_executor(
-                    self.parser, parse_in_worker, result.body, dict(result.headers), state, now
-                )
-            except BrokenExecutor:
-                log.error("the parser processes died; parsing in this process from now on")
-                self.parser = None
-            else:
-                if isinstance(out, str):
-                    raise ParseError(state.url, out)
-                return out
-        return await loop.run_in_executor(
-            self.cpu, parse_and_normalize, result.body, result.headers, state, now
-        )
+    async def _unseen(self, articles: Sequence[Article]) -> list[Article]:
+        """The articles worth scoring: not stored yet, and no URL or content copy of an earlier
+        one of this batch (what ``_new_stories`` keeps, as far as it can be known early)."""
+        unique = list({a.id: a for a in articles}.values())
+        known = await self.db(self.store.known_article_ids, [a.id for a in unique])
+        urls: set[str] = set()
+        prints: set[str] = set()
+        out: list[Article] = []
+        for a in unique:
+            if a.id in known or a.url in urls or a.fingerprint in prints:
+                continue
+            urls.add(a.url)
+            prints.add(a.fingerprint)
+            out.append(a)
+        return out
 
     async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
         rules = {m.rule for s in scored for m in s.matches}
@@ -373,22 +371,25 @@ class Pipeline(DeliveryLoop):
         unique = list({a.id: a for a in articles}.values())
         view = await self.db(self.store.dedupe_view, unique, now - NEAR_DUP_WINDOW)
         fresh: list[Article] = []
+        urls: set[str] = set()
+        prints: set[str] = set()
+        # (band position, band value) -> positions in ``fresh``: a pair is a candidate when
+        # one band agrees (``dedupe.is_near_duplicate``), so only those pairs are looked at.
+        banded: dict[tuple[int, int], list[int]] = {}
         for a in unique:
             if a.id in view.known or view.exact(a):
                 continue
-            if any(a.url == b.url or a.fingerprint == b.fingerprint for b in fresh):
+            if a.url in urls or a.fingerprint in prints:
                 continue
-            story = next(
-                (
-                    b.story_id
-                    for b in fresh
-                    if dedupe.is_near_duplicate(a.signature, b.signature)
-                    and dedupe.same_story(a, b)
-                ),
-                None,
-            )
+            keys = list(enumerate(dedupe.bands(a.signature))) if a.signature else []
+            near = sorted({i for k in keys for i in banded.get(k, ())})
+            story = next((fresh[i].story_id for i in near if dedupe.same_story(a, fresh[i])), None)
             if story is None and a.signature:  # 0: no text to compare
                 candidates = view.near.get(a.id, ())
                 story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
+            urls.add(a.url)
+            prints.add(a.fingerprint)
+            for k in keys:
+                banded.setdefault(k, []).append(len(fresh))
             fresh.append(replace(a, story_id=story or a.id))
         return fresh

@@ -66,7 +66,9 @@ class Database:
     url: str = ""
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:  # pragma: no cover - abstract
+    def transaction(self, *, write: bool = True) -> Iterator[Tx]:  # pragma: no cover - abstract
+        """One transaction; ``write=False`` promises only reads (SQLite then lets it run beside
+        a writer instead of queueing for the write lock)."""
         raise NotImplementedError
         yield
 
@@ -141,11 +143,13 @@ class SqliteDatabase(Database):
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, write: bool = True) -> Iterator[Tx]:
         conn = self._conn()
         try:
             # IMMEDIATE takes the write lock at BEGIN, so two writers never deadlock on upgrade.
-            conn.execute("BEGIN IMMEDIATE")
+            # A reader needs no lock in WAL mode: it reads the last committed state, and waiting
+            # for the write lock (SQLite's busy handler sleeps up to 100 ms a try) only delays it.
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot begin a transaction: {exc}", url=self.url) from exc
         try:
@@ -194,7 +198,7 @@ class PostgresDatabase(Database):
             raise StoreError("cannot connect to PostgreSQL", url=redact(url)) from exc
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, write: bool = True) -> Iterator[Tx]:
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
                 yield Tx(cur, pg=True)

@@ -109,7 +109,7 @@ class FeedStore(StoreBase):
     def known_article_ids(self, ids: Iterable[str]) -> set[str]:
         wanted = list(dict.fromkeys(ids))
         found: set[str] = set()
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i : i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -152,7 +152,7 @@ class FeedStore(StoreBase):
         urls: set[str] = set()
         prints: set[str] = set()
         near: dict[str, tuple[Article, ...]] = {}
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             for i in range(0, len(rest), 250):
                 chunk = rest[i : i + 250]
                 marks = ",".join("?" * len(chunk))

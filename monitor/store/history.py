@@ -45,7 +45,7 @@ class HistoryStore(StoreBase):
             return set(), {}
         marks = ",".join("?" * len(wanted))
         t = now.timestamp()
-        with self.db.transaction() as tx:
+        with self.db.transaction(write=False) as tx:
             silenced = tx.all(
                 f"SELECT DISTINCT rule FROM silences WHERE rule IN ({marks}) "
                 "AND starts_at <= ? AND ends_at > ?",
