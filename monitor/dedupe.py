@@ -121,16 +121,46 @@ def _tidy(text: str) -> bool:
     return text.isascii() and text == text.strip() and not any(u in text for u in _UNTIDY)
 
 
+# Every character Python's ``\\s`` matches beyond the ASCII ones (none lies above U+3000).
+_OTHER_SPACES = re.compile(
+    "[" + "".join(c for c in map(chr, range(0x80, 0x3001)) if c.isspace()) + "]"
+)
+
+
+def _plainly_spaced(text: str) -> bool:
+    """Whitespace only as single spaces and single line breaks between words: every sentence
+    break is then one space or one line break after [.!?], or one line break."""
+    return (
+        text == text.strip()
+        and not any(u in text for u in _UNTIDY)
+        and (text.isascii() or _OTHER_SPACES.search(text) is None)
+    )
+
+
+def _sentences(text: str) -> list[str]:
+    """``_SENTENCE_END.split(text)``; for plainly spaced text with str methods (in C)."""
+    if "\0" in text or not _plainly_spaced(text):
+        return _SENTENCE_END.split(text)
+    out: list[str] = []
+    for line in text.split("\n"):
+        out += line.replace(". ", ".\0").replace("! ", "!\0").replace("? ", "?\0").split("\0")
+    return out
+
+
+def _boilerplate_sentence(s: str) -> bool:
+    if s.isascii():  # lower-casing is case-insensitive matching: look for the words first
+        low = s.lower()
+        if not any(w in low for w in _BOILERPLATE_WORDS):
+            return _BYLINE.match(s) is not None
+    return _BOILERPLATE.match(s) is not None or _BYLINE.match(s) is not None
+
+
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
     if _tidy(text) and not _maybe_boilerplate(text):
         joined = text.replace("\n", " ")  # what splitting and joining would give, cheaper
     else:
-        kept = [
-            s
-            for s in _SENTENCE_END.split(text)
-            if s.strip() and not _BOILERPLATE.match(s) and not _BYLINE.match(s)
-        ]
+        kept = [s for s in _sentences(text) if s.strip() and not _boilerplate_sentence(s)]
         joined = " ".join(kept)
     # The dateline opens the first sentence that is left once a byline line is gone.
     return _DATELINE.sub("", joined, count=1)

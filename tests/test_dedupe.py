@@ -6,6 +6,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from monitor import dedupe
 from monitor.dedupe import (
     band_distance,
     bands,
@@ -106,3 +110,63 @@ def test_title_only_items_match_on_the_same_title_but_not_on_the_same_topic() ->
 def test_exact_duplicates_match_by_fingerprint() -> None:
     doc = {"title": "Short", "text": "tiny"}
     assert same_story(article(doc, "a"), article(doc, "b"))
+
+
+def _strip_boilerplate_reference(text: str) -> str:
+    """strip_boilerplate as first written: split into sentences, drop the boilerplate ones."""
+    kept = [
+        s
+        for s in dedupe._SENTENCE_END.split(text)
+        if s.strip() and not dedupe._BOILERPLATE.match(s) and not dedupe._BYLINE.match(s)
+    ]
+    return dedupe._DATELINE.sub("", " ".join(kept), count=1)
+
+
+_PIECES = [
+    "Troops",
+    "moved",
+    "By",
+    "by",
+    "Jane Smith",
+    "and",
+    "Reuters",
+    "KYIV (Reuters) -",
+    "Reporting by",
+    "Editing",
+    "All Rights Reserved",
+    "subscribe",
+    "Read more",
+    "related:",
+    "trust principles",
+    "fact-checked",
+    "(c)",
+    "©",
+    "ſubscribe",
+    "wrıting",
+    "’",
+    "“Quote”",
+    ".",
+    "!",
+    "?",
+    ",",
+    " ",
+    "  ",
+    "\n",
+    "\n\n",
+    "\t",
+    "\u00a0",
+    "\u2028",
+    "\0",
+    "—",
+]
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30).map(" ".join))
+@example("Troops moved . \u00a0 Troops moved")  # a break only \\s sees
+@example("By Jane Smith . ſubscribe now")  # matches the pattern, not the lower-cased words
+@example("Troops moved ! wrıting by Jane Smith")
+def test_boilerplate_shortcuts_change_nothing(text: str) -> None:
+    assert strip_boilerplate(text) == _strip_boilerplate_reference(text)
+    tidy = " ".join(text.split())  # single spaces: the shortcuts' own ground
+    assert strip_boilerplate(tidy) == _strip_boilerplate_reference(tidy)
