@@ -55,16 +55,21 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _DATELINE = re.compile(
     r"^\s*[A-Z][A-Za-z0-9 .,'/-]{0,60}?(?:\([^)]{1,40}\))?\s*[-–—]{1,2}\s+(?=[A-Z\"'“])"
 )
+# A boilerplate sentence opens with one of these (after any non-word characters)...
 _BOILERPLATE = re.compile(
     r"""^\W*(?:
         (?:additional\s+)?(?:reporting|writing|editing|compiled|produced|fact-checked)\s+by\b
-      | (?:copyright|©|\(c\))\b | .*\ball\s+rights\s+reserved\b
+      | (?:copyright|©|\(c\))\b
       | (?:click\s+here|sign\s+up|subscribe|read\s+more|related\s*:|follow\s+us|share\s+this)\b
-      | our\s+standards\s*: | .*\btrust\s+principles\b
+      | our\s+standards\s*:
       | this\s+(?:story|article)\s+(?:was|has\s+been)\s+(?:corrected|updated)\b
       | (?:the\s+)?associated\s+press\s+contributed\b | contact\s+the\s+(?:author|reporter)\b
     )""",
     re.IGNORECASE | re.VERBOSE,
+)
+# ... or holds one of these anywhere (sentences have no line breaks).
+_BOILERPLATE_ANYWHERE = re.compile(
+    r"\ball\s+rights\s+reserved\b|\btrust\s+principles\b", re.IGNORECASE
 )
 
 
@@ -148,11 +153,17 @@ def _sentences(text: str) -> list[str]:
 
 
 def _boilerplate_sentence(s: str) -> bool:
+    anywhere = True
     if s.isascii():  # lower-casing is case-insensitive matching: look for the words first
         low = s.lower()
         if not any(w in low for w in _BOILERPLATE_WORDS):
             return _BYLINE.match(s) is not None
-    return _BOILERPLATE.match(s) is not None or _BYLINE.match(s) is not None
+        anywhere = "rights" in low or "principles" in low
+    return (
+        _BOILERPLATE.match(s) is not None
+        or (anywhere and _BOILERPLATE_ANYWHERE.search(s) is not None)
+        or _BYLINE.match(s) is not None
+    )
 
 
 def strip_boilerplate(text: str) -> str:

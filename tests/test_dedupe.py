@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -112,12 +113,26 @@ def test_exact_duplicates_match_by_fingerprint() -> None:
     assert same_story(article(doc, "a"), article(doc, "b"))
 
 
+# The boilerplate pattern as first written, in one piece.
+_BOILERPLATE_REFERENCE = re.compile(
+    r"""^\W*(?:
+        (?:additional\s+)?(?:reporting|writing|editing|compiled|produced|fact-checked)\s+by\b
+      | (?:copyright|©|\(c\))\b | .*\ball\s+rights\s+reserved\b
+      | (?:click\s+here|sign\s+up|subscribe|read\s+more|related\s*:|follow\s+us|share\s+this)\b
+      | our\s+standards\s*: | .*\btrust\s+principles\b
+      | this\s+(?:story|article)\s+(?:was|has\s+been)\s+(?:corrected|updated)\b
+      | (?:the\s+)?associated\s+press\s+contributed\b | contact\s+the\s+(?:author|reporter)\b
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
 def _strip_boilerplate_reference(text: str) -> str:
     """strip_boilerplate as first written: split into sentences, drop the boilerplate ones."""
     kept = [
         s
         for s in dedupe._SENTENCE_END.split(text)
-        if s.strip() and not dedupe._BOILERPLATE.match(s) and not dedupe._BYLINE.match(s)
+        if s.strip() and not _BOILERPLATE_REFERENCE.match(s) and not dedupe._BYLINE.match(s)
     ]
     return dedupe._DATELINE.sub("", " ".join(kept), count=1)
 
@@ -138,6 +153,8 @@ _PIECES = [
     "Read more",
     "related:",
     "trust principles",
+    "Troops say all rights reserved",
+    "ALL  RIGHTS\tRESERVED",
     "fact-checked",
     "(c)",
     "©",
