@@ -107,14 +107,6 @@ _BOILERPLATE_WORDS = (
 )
 
 
-def _maybe_boilerplate(tidy: str) -> bool:
-    """False only if no sentence of a tidy text can match ``_BOILERPLATE`` or ``_BYLINE`` (the
-    text is ASCII, so matching case-insensitively is matching the lower-cased text)."""
-    low = tidy.lower()
-    # A byline needs "by" and then a space or a line break (the only whitespace of tidy text).
-    return "by " in low or "by\n" in low or any(w in low for w in _BOILERPLATE_WORDS)
-
-
 # Whitespace that makes a text other than tidy (see _tidy).
 _UNTIDY = ("  ", " \n", "\n ", "\n\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
 
@@ -152,11 +144,19 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
-def _boilerplate_sentence(s: str) -> bool:
+def _has_boilerplate_words(low: str) -> bool:
+    return any(w in low for w in _BOILERPLATE_WORDS)
+
+
+def _boilerplate_sentence(s: str, words: bool = True) -> bool:
+    """Is this sentence boilerplate or a byline? ``words`` False: the text it comes from is
+    ASCII and holds none of the boilerplate words."""
+    if not words:
+        return _BYLINE.match(s) is not None
     anywhere = True
     if s.isascii():  # lower-casing is case-insensitive matching: look for the words first
         low = s.lower()
-        if not any(w in low for w in _BOILERPLATE_WORDS):
+        if not _has_boilerplate_words(low):
             return _BYLINE.match(s) is not None
         anywhere = "rights" in low or "principles" in low
     return (
@@ -168,11 +168,16 @@ def _boilerplate_sentence(s: str) -> bool:
 
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
-    if _tidy(text) and not _maybe_boilerplate(text):
-        joined = text.replace("\n", " ")  # what splitting and joining would give, cheaper
-    else:
-        kept = [s for s in _sentences(text) if s.strip() and not _boilerplate_sentence(s)]
-        joined = " ".join(kept)
+    words = True  # might a sentence hold a boilerplate word?
+    if text.isascii():
+        low = text.lower()
+        words = _has_boilerplate_words(low)
+        # A byline needs "by" and then a space or a line break (the only whitespace of tidy text).
+        if not words and "by " not in low and "by\n" not in low and _tidy(text):
+            # No sentence can be dropped: what splitting and joining would give, cheaper.
+            return _DATELINE.sub("", text.replace("\n", " "), count=1)
+    kept = [s for s in _sentences(text) if s.strip() and not _boilerplate_sentence(s, words)]
+    joined = " ".join(kept)
     # The dateline opens the first sentence that is left once a byline line is gone.
     return _DATELINE.sub("", joined, count=1)
 
