@@ -374,8 +374,13 @@ class RuleSet:
         return self._explanation(c, ctx, article)
 
     def _hits(self, c: CompiledRule, ctx: Context) -> tuple[TermHit, ...]:
+        present = c.positives & ctx.matched
+        if len(present) == 1:  # one term: its evidence is in order already
+            (atom,) = present
+            found = ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
+            return tuple(h for _f, _s, h in found[:MAX_HITS])
         hits: list[tuple[int, int, TermHit]] = []
-        for atom in sorted(c.positives & ctx.matched):
+        for atom in sorted(present):
             hits += ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
         hits.sort(key=_POSITION)  # field, then offset (stable for ties)
         return tuple(h for _f, _s, h in hits[:MAX_HITS])

@@ -84,16 +84,14 @@ class Context:
         if found is None:
             found = self._evidence[key] = []
             atom = self.atoms[atom_id]
-            for field_name in atom.fields:
+            for field_name in sorted(atom.fields, key=FIELD_RANK.__getitem__):
                 tokens = self.present.get(field_name)
                 if tokens is not None and atom.forms and tokens.isdisjoint(atom.forms):
                     continue  # not in this field: its tokens say so
                 text = self.texts[field_name]
                 rank = FIELD_RANK[field_name]
                 for start, end in self.first_spans(atom_id, field_name, HITS_PER_TERM):
-                    hit = TermHit(
-                        field=field_name, term=label, start=start, end=end, matched=text[start:end]
-                    )
+                    hit = TermHit(field_name, label, start, end, text[start:end])
                     found.append((rank, start, hit))
         return found
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class FeedStatus(StrEnum):
@@ -113,9 +113,11 @@ class Article:
     story_id: str = ""  # id of the first article of this story; equals id for a new story
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TermHit:
-    """Evidence: one term matched in one field at character offsets [start, end)."""
+class TermHit(NamedTuple):
+    """Evidence: one term matched in one field at character offsets [start, end).
+
+    A named tuple rather than a frozen dataclass: scoring makes one for every occurrence of every
+    matched term, and a tuple is built three times faster."""
 
     field: str  # title | text | url | source | tags
     term: str  # the term as the analyst wrote it

@@ -108,6 +108,12 @@ def test_evidence_is_each_terms_first_whole_word_occurrences() -> None:
     ]
 
 
+def test_evidence_lists_fields_in_order_whatever_the_rule_says() -> None:
+    rs = ruleset(r={"topic": "t", "any": [{"term": "ban", "fields": ["text", "title"]}]})
+    hits = rs.match(article("A ban", "The ban"), {})[0].hits
+    assert [(h.field, h.start) for h in hits] == [("title", 2), ("text", 4)]
+
+
 def test_non_ascii_punctuation_is_a_boundary_but_letters_are_not() -> None:
     rs = ruleset(r={"topic": "t", "any": ["russia"]}, c={"topic": "t", "any": ["café"]})
     assert matched(rs, article("“Russia’s” ports")) == ["r"]
@@ -282,7 +288,9 @@ _term = st.one_of(
     st.sampled_from(WORDS).map(lambda w: "=" + w),
     st.tuples(st.sampled_from(WORDS), st.sampled_from(WORDS)).map(" ".join),
 )
-_fields = st.sampled_from([["title"], ["text"], ["title", "text"], ["url"], ["tags"]])
+_fields = st.sampled_from(
+    [["title"], ["text"], ["title", "text"], ["text", "title"], ["url"], ["tags"]]
+)
 
 
 def _cond(children: st.SearchStrategy[object]) -> st.SearchStrategy[object]:
@@ -394,6 +402,9 @@ def test_compiled_matcher_agrees_with_reference(
             for m in matches
         }
         assert evidence == reference_evidence(rules, a, probs), (specs, a)
+        for m in matches:  # in field order, then by offset
+            order = [(FIELD_ORDER.index(h.field), h.start) for h in m.hits]
+            assert order == sorted(order), (specs, a)
 
 
 def test_a_condition_too_deep_to_generate_code_for_is_still_evaluated() -> None:
