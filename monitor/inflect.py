@@ -109,10 +109,6 @@ def search_pattern(term: str, exact: bool) -> str:
     return rf"{_body(term, exact, SEP_REFERENCE)}(?!\w)"
 
 
-def is_word_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_"
-
-
 _PLAIN = re.compile(r"[^\W]+")  # only word characters: findable as one token
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from monitor.inflect import is_word_char
 from monitor.rulespec import Group, Near, TermSpec
+from monitor.text import is_word_char
 from monitor.types import TermHit
 
 FIELDS = ("title", "text", "url", "source", "tags")

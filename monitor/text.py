@@ -58,15 +58,16 @@ def strip_table(chars: Iterable[str]) -> dict[int, str] | None:
             continue
         decomposed = unicodedata.normalize("NFKD", c)
         stripped = "".join(x for x in decomposed if not unicodedata.combining(x))
-        if _is_word(c):
-            if len(stripped) != 1 or not _is_word(stripped):
+        if is_word_char(c):
+            if len(stripped) != 1 or not is_word_char(stripped):
                 return None
             if stripped != c:
                 table[ord(c)] = stripped
-        elif not stripped or any(_is_word(x) for x in stripped):
+        elif not stripped or any(is_word_char(x) for x in stripped):
             return None
     return table
 
 
-def _is_word(c: str) -> bool:
-    return c.isalnum() or c == "_"
+def is_word_char(ch: str) -> bool:
+    """What ``\\w`` matches in a str pattern: letters and digits of any script, and ``_``."""
+    return ch.isalnum() or ch == "_"
