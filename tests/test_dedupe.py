@@ -187,3 +187,9 @@ def test_boilerplate_shortcuts_change_nothing(text: str) -> None:
     assert strip_boilerplate(text) == _strip_boilerplate_reference(text)
     tidy = " ".join(text.split())  # single spaces: the shortcuts' own ground
     assert strip_boilerplate(tidy) == _strip_boilerplate_reference(tidy)
+
+
+@given(st.text(alphabet="ab Z9_'’-.\né", max_size=30))
+def test_words_are_the_pattern_s_words_whatever_the_shortcut(text: str) -> None:
+    expected = [w.casefold().replace("’", "'") for w in dedupe._WORD.findall(text)]
+    assert dedupe._words(text) == expected
