@@ -132,18 +132,3 @@ def token_keys(
     if len(words) > 1:
         return (words[0],), (tuple(words[:-1]), frozenset(last))
     return last, None
-
-
-def literal_prefix(term: str, exact: bool) -> str:
-    """The lower-case text every match of the term starts with (for a fast str.find)."""
-    words = [w.lower() for w in _words(term)]
-    if not words:
-        return ""
-    if len(words) > 1:
-        return words[0]
-    variants = [words[0]] if exact else forms(words[0])
-    shortest = min(variants, key=len)
-    n = 0
-    while n < len(shortest) and all(v[n] == shortest[n] for v in variants):
-        n += 1
-    return shortest[:n]

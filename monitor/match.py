@@ -21,7 +21,6 @@ import re2
 
 from monitor.inflect import (
     fold,
-    literal_prefix,
     parse_term,
     reference_pattern,
     search_pattern,
@@ -103,13 +102,6 @@ class CompiledRule:
         return round(1.0 - (1.0 - strength) * (1.0 - p), 6), prob
 
 
-Phrase = tuple[tuple[str, ...], frozenset[str]] | None
-
-
-def token_keys_of(atom: Atom) -> tuple[tuple[str, ...], Phrase] | None:
-    return token_keys(*atom.term) if atom.kind == "term" else None
-
-
 class _Builder:
     def __init__(self) -> None:
         self.atoms: list[Atom] = []
@@ -127,13 +119,15 @@ class _Builder:
             regex = re2.compile(raw, _options()) if kind == "regex" else None
             self._index[key] = len(self.atoms)
             term = (text, exact) if kind == "term" else ("", False)
-            prefix = literal_prefix(text, exact) if kind == "term" else ""
             keys = token_keys(text, exact) if kind == "term" else None
             forms = keys[0] if keys is not None and keys[1] is None else ()
             spaced: tuple[tuple[str, str], ...] = ()
+            pair: tuple[str, frozenset[str]] | None = None
             if keys is not None and keys[1] is not None:
-                before = " ".join(keys[1][0])
-                spaced = tuple((f"{before} {last}", last) for last in sorted(keys[1][1]))
+                before, lasts = keys[1]
+                joined = " ".join(before)
+                spaced = tuple((f"{joined} {last}", last) for last in sorted(lasts))
+                pair = (before[0], frozenset(before[1:2] or lasts))
             self.atoms.append(
                 Atom(
                     len(self.atoms),
@@ -143,9 +137,9 @@ class _Builder:
                     regex,
                     reference,
                     term,
-                    prefix,
                     forms,
                     spaced,
+                    pair,
                 )
             )
         return self._index[key]
@@ -241,21 +235,18 @@ class RuleSet:
         pairs: dict[str, dict[tuple[str, str], list[int]]] = {}
         rest: list[Atom] = []
         for a in b.atoms:
-            keys = token_keys_of(a)
-            if keys is None:
+            if not a.forms and a.pair is None:
                 rest.append(a)
                 continue
-            words, phrase = keys
             for field in a.fields:
-                if phrase is None:
-                    for word in words:
+                if a.pair is None:
+                    for word in a.forms:
                         singles.setdefault(field, {}).setdefault(word, []).append(a.id)
                     continue
-                before, last = phrase
-                seconds = frozenset(before[1:2] or last)
-                firsts.setdefault(field, {}).setdefault(before[0], []).append((a.id, seconds))
+                first, seconds = a.pair
+                firsts.setdefault(field, {}).setdefault(first, []).append((a.id, seconds))
                 for second in seconds:
-                    pairs.setdefault(field, {}).setdefault((before[0], second), []).append(a.id)
+                    pairs.setdefault(field, {}).setdefault((first, second), []).append(a.id)
         self._tokens: dict[str, _TokenIndex] = {
             f: _TokenIndex(
                 {w: tuple(v) for w, v in singles.get(f, {}).items()},

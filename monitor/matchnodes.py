@@ -34,9 +34,11 @@ class Atom:
     regex: Any  # regex atoms: the RE2 pattern that finds the offsets
     reference: str = ""  # term atoms: the Python pattern (word boundaries) that finds them
     term: tuple[str, bool] = ("", False)  # term atoms: (text, exact)
-    prefix: str = ""  # term atoms: the lower-case literal every match starts with
     forms: tuple[str, ...] = ()  # one-word term atoms: the words (tokens) that match it
     spaced: tuple[tuple[str, str], ...] = ()  # phrase atoms: (words joined by one space, last)
+    # phrase atoms: (first word, the words that can follow it): neighbouring tokens wherever the
+    # phrase occurs
+    pair: tuple[str, frozenset[str]] | None = None
 
 
 @dataclass(slots=True)
@@ -52,7 +54,6 @@ class Context:
     present: Mapping[str, set[str]] = field(default_factory=dict)  # field -> its tokens
     words: Mapping[str, Sequence[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
-    _first: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
     _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
     _lower: dict[str, str] = field(default_factory=dict)
@@ -65,16 +66,11 @@ class Context:
         return found
 
     def first_spans(self, atom_id: int, field_name: str, limit: int) -> list[tuple[int, int]]:
-        """The first ``limit`` spans (evidence needs a few, not every occurrence); rules that
-        share a term share the search. ``limit`` must be the same on every call."""
-        key = (atom_id, field_name)
-        found = self._spans.get(key)
+        """The first ``limit`` spans (evidence needs a few, not every occurrence)."""
+        found = self._spans.get((atom_id, field_name))
         if found is not None:
             return found[:limit]
-        found = self._first.get(key)
-        if found is None:
-            found = self._first[key] = self._find(self.atoms[atom_id], field_name, limit=limit)
-        return found
+        return self._find(self.atoms[atom_id], field_name, limit=limit)
 
     def evidence(self, atom_id: int, label: str) -> list[tuple[int, int, TermHit]]:
         """The first few occurrences of the atom in each of its fields, as (field rank, start,
@@ -98,17 +94,15 @@ class Context:
     def confirm(self, atom_id: int, field_name: str) -> bool:
         """Is this phrase (its first words seen as tokens) really in the field?"""
         atom, tokens = self.atoms[atom_id], self.present.get(field_name)
-        if atom.spaced and tokens is not None:
+        if atom.pair is not None and tokens is not None:
             # Most occurrences are written with single spaces: str.find settles those.
-            low = self._lower.get(field_name)
-            if low is None:
-                low = self._lower[field_name] = self.texts[field_name].lower()
+            low = self._low(field_name)
             spaced = [phrase for phrase, last in atom.spaced if last in tokens]
             if len(low) == len(self.texts[field_name]) and _whole_words(low, spaced, 1):
                 return True
             # Its words are neighbouring tokens wherever it occurs; when nowhere, it does not.
             words = self.words.get(field_name)
-            if words is not None and not _adjacent(words, atom.spaced):
+            if words is not None and not _adjacent(words, *atom.pair):
                 return False
         found = self._find(atom, field_name, check=False, limit=1)
         return bool(found)
@@ -122,10 +116,8 @@ class Context:
         if atom.kind == "regex":
             spans = (m.span() for m in atom.regex.finditer(text) if m.end() > m.start())
             return list(itertools.islice(spans, limit))
-        low = self._lower.get(field_name)
-        if low is None:
-            low = self._lower[field_name] = text.lower()
-        if len(low) != len(text) or not atom.prefix:  # lower() changed offsets: rare, slow path
+        low = self._low(field_name)
+        if len(low) != len(text):  # lower() changed offsets: rare, slow path
             finder = self.term_regex(atom)[0]
             return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
         tokens = self.present.get(field_name)
@@ -149,6 +141,13 @@ class Context:
                 break
             pos = m.end()
         return out
+
+    def _low(self, field_name: str) -> str:
+        """The field's text lower-cased, once per article."""
+        low = self._lower.get(field_name)
+        if low is None:
+            low = self._lower[field_name] = self.texts[field_name].lower()
+        return low
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:
         """The word index (among runs of word characters) of each occurrence of the atom."""
@@ -184,10 +183,8 @@ def _whole_words(low: str, words: Sequence[str], limit: int) -> list[tuple[int, 
     return out
 
 
-def _adjacent(words: Sequence[str], spaced: Sequence[tuple[str, str]]) -> bool:
-    """Do a phrase's first two words (each spaced phrase's, split) follow each other anywhere?"""
-    first = spaced[0][0].partition(" ")[0]
-    seconds = {phrase.split(" ", 2)[1] for phrase, _last in spaced}
+def _adjacent(words: Sequence[str], first: str, seconds: frozenset[str]) -> bool:
+    """Does ``first`` stand anywhere among the words just before one of ``seconds``?"""
     n, i = len(words) - 1, -1
     index = words.index if isinstance(words, list) else list(words).index
     while True:
