@@ -108,17 +108,8 @@ _BOILERPLATE_WORDS = (
 )
 
 
-# Whitespace that makes a text other than tidy (see _tidy).
+# Whitespace other than single spaces and single line breaks between words.
 _UNTIDY = ("  ", " \n", "\n ", "\n\n", "\t", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f")
-
-
-def _tidy(text: str) -> bool:
-    """ASCII whose only whitespace is single spaces and single line breaks between words (what
-    the normaliser makes of a body). Each of its sentence breaks is one character, so its
-    sentences joined by spaces are the text with its line breaks turned into spaces."""
-    return text.isascii() and text == text.strip() and not any(u in text for u in _UNTIDY)
-
-
 # Every character Python's ``\\s`` matches beyond the ASCII ones (none lies above U+3000).
 _OTHER_SPACES = re.compile(
     "[" + "".join(c for c in map(chr, range(0x80, 0x3001)) if c.isspace()) + "]"
@@ -126,8 +117,10 @@ _OTHER_SPACES = re.compile(
 
 
 def _plainly_spaced(text: str) -> bool:
-    """Whitespace only as single spaces and single line breaks between words: every sentence
-    break is then one space or one line break after [.!?], or one line break."""
+    """Whitespace only as single spaces and single line breaks between words (what the
+    normaliser makes of a body): every sentence break is then one space or one line break after
+    [.!?], or one line break, so the sentences joined by spaces are the text with its line
+    breaks turned into spaces."""
     return (
         text == text.strip()
         and not any(u in text for u in _UNTIDY)
@@ -135,9 +128,9 @@ def _plainly_spaced(text: str) -> bool:
     )
 
 
-def _sentences(text: str) -> list[str]:
+def _sentences(text: str, plain: bool) -> list[str]:
     """``_SENTENCE_END.split(text)``; for plainly spaced text with str methods (in C)."""
-    if "\0" in text or not _plainly_spaced(text):
+    if "\0" in text or not plain:
         return _SENTENCE_END.split(text)
     out: list[str] = []
     for line in text.split("\n"):
@@ -170,14 +163,16 @@ def _boilerplate_sentence(s: str, words: bool = True) -> bool:
 def strip_boilerplate(text: str) -> str:
     """The body without its dateline, bylines and agency boilerplate sentences."""
     words = True  # might a sentence hold a boilerplate word?
+    plain = _plainly_spaced(text)
     if text.isascii():
         low = text.lower()
         words = _has_boilerplate_words(low)
-        # A byline needs "by" and then a space or a line break (the only whitespace of tidy text).
-        if not words and "by " not in low and "by\n" not in low and _tidy(text):
+        # A byline needs "by" and then a space or a line break (the only whitespace of plain
+        # text).
+        if plain and not words and "by " not in low and "by\n" not in low:
             # No sentence can be dropped: what splitting and joining would give, cheaper.
             return _DATELINE.sub("", text.replace("\n", " "), count=1)
-    kept = [s for s in _sentences(text) if s.strip() and not _boilerplate_sentence(s, words)]
+    kept = [s for s in _sentences(text, plain) if s.strip() and not _boilerplate_sentence(s, words)]
     joined = " ".join(kept)
     # The dateline opens the first sentence that is left once a byline line is gone.
     return _DATELINE.sub("", joined, count=1)
