@@ -354,6 +354,14 @@ def builtin_model_path() -> Path:
     return Path(str(resources.files("monitor") / "data" / "model.skops"))
 
 
+def model_path(spec: str, base_dir: Path | None = None) -> Path:
+    """The file of "builtin" or of a model path (relative paths resolve against ``base_dir``)."""
+    if spec == "builtin":
+        return builtin_model_path()
+    path = Path(spec).expanduser()
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+
 def load_model(
     spec: str,
     *,
@@ -361,12 +369,7 @@ def load_model(
     expected_topics: Iterable[str] | None = None,
 ) -> LinearTopicModel:
     """Load "builtin" or a model file path (relative paths resolve against ``base_dir``)."""
-    if spec == "builtin":
-        path = builtin_model_path()
-    else:
-        path = Path(spec).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+    path = model_path(spec, base_dir)
     model = load_path(path)
     if expected_topics is not None:
         expected = set(expected_topics)

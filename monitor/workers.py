@@ -126,12 +126,9 @@ Verdict = tuple[Mapping[str, float], tuple[RuleMatch, ...]]
 def _model_path(model: str, base_dir: Path | None) -> Path | None:
     if model == "none":
         return None
-    if model == "builtin":
-        from monitor.classifier import builtin_model_path
+    from monitor.classifier import model_path  # scikit-learn loads only with a model
 
-        return builtin_model_path()
-    path = Path(model).expanduser()
-    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+    return model_path(model, base_dir)
 
 
 def generation(model: str, rule_paths: Iterable[str | Path], base_dir: Path | None) -> str:
