@@ -126,9 +126,11 @@ class TermHit(NamedTuple):
     matched: str  # the text actually matched
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RuleMatch:
-    """A rule decided that an article matches, with its score and evidence."""
+class RuleMatch(NamedTuple):
+    """A rule decided that an article matches, with its score and evidence.
+
+    A named tuple like :class:`TermHit`: scoring builds one per match, and a frozen dataclass's
+    ``__init__`` (one ``object.__setattr__`` per field) cost more than deciding the match."""
 
     rule: str  # rule id (file stem)
     topic: str
