@@ -5,6 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= examples/monitor.toml
 PYTEST_ARGS ?=
+# The modules mypyc compiles at install time (listed once, in monitor/build.py): editing one
+# re-installs the project, so tests never run a stale compiled copy.
+COMPILED := $(shell $(PYTHON) -c "import runpy; print(' '.join(runpy.run_path('monitor/build.py')['SOURCES']))")
 
 .PHONY: run test lint typecheck pytest bench bench-json lock clean demo
 
@@ -12,9 +15,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 
-$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+$(VENV)/.runtime: requirements.lock requirements-build.lock pyproject.toml setup.py monitor/build.py $(COMPILED) | $(BIN)/python
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements-build.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 $(VENV)/.test: requirements-test.lock pyproject.toml $(VENV)/.runtime
@@ -50,6 +54,8 @@ bench-json: $(VENV)/.test
 lock:
 	uv pip compile pyproject.toml --python-version 3.11 --generate-hashes -o requirements.lock
 	uv pip compile pyproject.toml --extra test --python-version 3.11 --generate-hashes -o requirements-test.lock
+	$(PYTHON) -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['build-system']['requires']))" \
+	  | uv pip compile - -c requirements-test.lock --python-version 3.11 --generate-hashes -o requirements-build.lock
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache build monitor/*.so news_monitor__mypyc*.so

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from monitor import build
 from monitor.channels import build_channel
 from monitor.config import Config, load_config
 from monitor.errors import MonitorError
@@ -253,13 +254,22 @@ class Daemon:
         self.ticker.start()
         self.ready.set()
         _sd_notify("READY=1")
+        compiled = build.compiled()
         log.info(
-            "started: %d feeds, %d rules, %d channels",
+            "started: %d feeds, %d rules, %d channels; matcher %s",
             len(cfg.feeds),
             len(self.scorer.rules.rules),
             len(cfg.channels),
-            extra={"event": "start"},
+            "compiled" if all(compiled.values()) else "pure Python (not compiled: slower)",
+            extra={"event": "start", "compiled": compiled},
         )
+        if stale := build.stale():
+            log.warning(
+                "compiled module(s) older than their source, which is not what runs: %s; "
+                "re-install the project",
+                ", ".join(stale),
+                extra={"event": "stale-build"},
+            )
         try:
             await self.stopping.wait()
         finally:

@@ -21,6 +21,20 @@ PG_URL = os.environ.get("MONITOR_TEST_PG_URL", "postgresql://postgres@127.0.0.1:
 SHARED = Path(os.environ.get("MONITOR_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to test a stale build: a compiled module older than its source would be imported
+    instead of the edited source."""
+    from monitor import build
+
+    stale = build.stale()
+    if stale:
+        pytest.exit(
+            f"compiled module(s) older than their source: {', '.join(stale)}; "
+            "re-install with `make .venv/.test` (or `pip install --no-build-isolation -e .`)",
+            returncode=3,
+        )
+
+
 def _pg_unavailable() -> str | None:
     import psycopg
 

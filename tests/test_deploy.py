@@ -91,6 +91,9 @@ def test_containerfile_is_multi_stage_non_root_hash_checked_and_healthchecked() 
     froms = [line for line in lines if line.startswith("FROM ")]
     assert len(froms) == 2 and all("python:3.11-slim" in f for f in froms)
     assert "--require-hashes" in text and "-r requirements.lock" in text
+    # The matcher is compiled (mypyc) with the locked build tools, and checked to be.
+    assert "-r requirements-build.lock" in text and "--no-build-isolation" in text
+    assert "MONITOR_PURE_PYTHON" not in text and "build.compiled()" in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1].split(":")[0] not in ("root", "0")
     health = next(line for line in lines if line.startswith("HEALTHCHECK"))

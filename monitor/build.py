@@ -1,0 +1,46 @@
+"""Which modules are compiled to C (mypyc) at install time, and whether they are.
+
+``SOURCES`` is the one list: ``setup.py`` compiles these files and the Makefile re-installs the
+project when one changes. Where a compiled copy is older than its source (a checkout edited and
+not re-installed), Python would still import the compiled one; :func:`stale` names them, so the
+test suite and the daemon can say so instead of running old code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+# The rule matcher: per-article work that grows with the matches (docs/benchmarks.md).
+SOURCES = ("monitor/matchnodes.py", "monitor/match.py")
+
+
+def modules() -> tuple[str, ...]:
+    return tuple(s.removesuffix(".py").replace("/", ".") for s in SOURCES)
+
+
+def compiled() -> dict[str, bool]:
+    """Module -> whether the import system finds its compiled extension."""
+    out = {}
+    for name in modules():
+        spec = importlib.util.find_spec(name)
+        origin = spec.origin if spec is not None else None
+        out[name] = bool(origin) and not str(origin).endswith(".py")
+    return out
+
+
+def stale() -> list[str]:
+    """The compiled modules whose source file beside them is newer than the extension."""
+    out = []
+    for name in modules():
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.origin or spec.origin.endswith(".py"):
+            continue
+        if older(Path(spec.origin), Path(spec.origin).parent / f"{name.rsplit('.', 1)[1]}.py"):
+            out.append(name)
+    return out
+
+
+def older(extension: Path, source: Path) -> bool:
+    """Was ``extension`` built before ``source`` was last written?"""
+    return source.exists() and extension.stat().st_mtime < source.stat().st_mtime
