@@ -34,6 +34,7 @@ from monitor.matchnodes import (
     compile_group,
     needs_term,
     positive_atoms,
+    ranked_fields,
 )
 from monitor.rulecode import Predicate, compile_predicate
 from monitor.rulespec import DEFAULT_FIELDS, Rule
@@ -71,7 +72,7 @@ class CompiledRule:
     weights: tuple[tuple[int, float], ...]
     threshold: float
     positives: frozenset[int]
-    labels: Mapping[int, str]
+    labels: dict[int, str]
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
     test: Predicate | None  # root.ev as one generated function
@@ -89,13 +90,13 @@ class CompiledRule:
             return False
         return not self.weights or self.evidence(ctx) >= self.threshold
 
-    def score(self, ctx: Context) -> tuple[float, float | None]:
-        """(score in [0, 1], the classifier probability that counted)."""
+    def score(self, ctx: Context, present: set[int]) -> tuple[float, float | None]:
+        """(score in [0, 1], the classifier probability that counted); ``present`` is
+        ``ctx.matched & positives``."""
         if self.weights:
             strength = min(1.0, max(0.0, self.evidence(ctx) / (2 * self.threshold)))
         else:
-            k = len(self.positives & ctx.matched)
-            strength = 1.0 - 0.5**k
+            strength = 1.0 - 0.5 ** len(present)
         prob = ctx.probs.get(self.rule.topic) if ctx.probs else None
         p = prob or 0.0
         return round(1.0 - (1.0 - strength) * (1.0 - p), 6), prob
@@ -139,6 +140,7 @@ class _Builder:
                     forms,
                     spaced,
                     pair,
+                    ranked_fields(fields),
                 )
             )
         return self._index[key]
@@ -178,11 +180,11 @@ class _TokenIndex:
     """One field's plain terms by token: one-word terms by each of their forms; phrases by
     their first word, and by their first two words (first word -> second word -> phrases)."""
 
-    singles: Mapping[str, tuple[int, ...]]
-    firsts: Mapping[str, tuple[tuple[int, frozenset[str]], ...]]
-    follows: Mapping[str, Mapping[str, tuple[int, ...]]]
+    singles: dict[str, tuple[int, ...]]
+    firsts: dict[str, tuple[tuple[int, frozenset[str]], ...]]
+    follows: dict[str, dict[str, tuple[int, ...]]]
 
-    def phrases(self, words: Sequence[str], present: set[str]) -> Sequence[int]:
+    def phrases(self, words: list[str], present: set[str]) -> list[int]:
         """Phrases whose first two words are both in the text: candidates for confirmation.
         With few phrases on the words present each is checked; with many, one walk over the
         text's tokens finds the phrases whose first two words stand next to each other, which
@@ -198,7 +200,7 @@ class _TokenIndex:
             ]
         follows = self.follows
         found: set[int] = set()
-        after: Mapping[str, tuple[int, ...]] | None = None
+        after: dict[str, tuple[int, ...]] | None = None
         for word in words:
             if after is not None and (atoms := after.get(word)) is not None:
                 found.update(atoms)
@@ -297,7 +299,7 @@ class RuleSet:
         folded: dict[str, str] = {}
         matched: set[int] = set()
         token_sets: dict[str, set[str]] = {}
-        token_lists: dict[str, Sequence[str]] = {}
+        token_lists: dict[str, list[str]] = {}
         ctx = Context(
             texts, folded, matched, probs, self._atoms, self._term_regex, token_sets, token_lists
         )
@@ -306,9 +308,14 @@ class RuleSet:
             text = texts[field]
             if not text:
                 continue
-            words = given.get(field)
-            if words is None:
-                words = tokenize(text)
+            given_words = given.get(field)
+            words = (
+                tokenize(text)
+                if given_words is None
+                else given_words
+                if isinstance(given_words, list)
+                else list(given_words)
+            )
             present = token_sets[field] = set(words)
             token_lists[field] = words
             for word in index.singles.keys() & present:
@@ -374,8 +381,11 @@ class RuleSet:
         ctx = self._context(article, topics_probs)
         return self._explanation(c, ctx, article)
 
-    def _hits(self, c: CompiledRule, ctx: Context) -> tuple[TermHit, ...]:
-        present = c.positives & ctx.matched
+    def _hits(
+        self, c: CompiledRule, ctx: Context, present: set[int] | None = None
+    ) -> tuple[TermHit, ...]:
+        if present is None:
+            present = ctx.matched & c.positives
         if len(present) == 1:  # one term: its evidence is in order already
             (atom,) = present
             found = ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
@@ -410,13 +420,14 @@ class RuleSet:
     def _rule_match(
         self, c: CompiledRule, ctx: Context, article: Article, explain: bool
     ) -> RuleMatch:
-        score, prob = c.score(ctx)
+        present = ctx.matched & c.positives
+        score, prob = c.score(ctx, present)
         return RuleMatch(
             rule=c.rule.id,
             topic=c.rule.topic,
             severity=c.rule.severity,
             score=score,
-            hits=self._hits(c, ctx),
+            hits=self._hits(c, ctx, present),
             classifier=prob,
             channels=c.rule.channels,
             explanation=self._explanation(c, ctx, article) if explain else None,

@@ -39,20 +39,33 @@ class Atom:
     # phrase atoms: (first word, the words that can follow it): neighbouring tokens wherever the
     # phrase occurs
     pair: tuple[str, frozenset[str]] | None = None
+    ranked: tuple[tuple[int, str], ...] = ()  # (FIELD_RANK, field) of its fields, in rank order
+
+
+def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
+    return tuple(sorted((FIELD_RANK[f], f) for f in fields))
+
+
+def _hit(field_name: str, term: str, start: int, end: int, matched: str) -> TermHit:
+    """``TermHit(...)`` without the named tuple's ``__new__``, a Python function: one
+    interpreter frame per hit otherwise, even from compiled code."""
+    return tuple.__new__(TermHit, (field_name, term, start, end, matched))
 
 
 @dataclass(slots=True)
 class Context:
     """One article as the matcher sees it; offsets and word positions are computed on demand."""
 
-    texts: Mapping[str, str]
-    folded: Mapping[str, str]
+    # Concrete types (dict, list, tuple) rather than Mapping or Sequence: compiled by mypyc, an
+    # operation on a dict is a C call, on a Mapping a method lookup by name.
+    texts: dict[str, str]
+    folded: dict[str, str]
     matched: set[int]
     probs: Mapping[str, float]
-    atoms: Sequence[Atom]
+    atoms: tuple[Atom, ...]
     term_regex: Callable[[Atom], tuple[re.Pattern[str], re.Pattern[str]]]  # reference, search
-    present: Mapping[str, set[str]] = field(default_factory=dict)  # field -> its tokens
-    words: Mapping[str, Sequence[str]] = field(default_factory=dict)  # field -> tokens in order
+    present: dict[str, set[str]] = field(default_factory=dict)  # field -> its tokens
+    words: dict[str, list[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
     _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
@@ -80,14 +93,13 @@ class Context:
         if found is None:
             found = self._evidence[key] = []
             atom = self.atoms[atom_id]
-            for field_name in sorted(atom.fields, key=FIELD_RANK.__getitem__):
+            for rank, field_name in atom.ranked:
                 tokens = self.present.get(field_name)
                 if tokens is not None and atom.forms and tokens.isdisjoint(atom.forms):
                     continue  # not in this field: its tokens say so
                 text = self.texts[field_name]
-                rank = FIELD_RANK[field_name]
                 for start, end in self.first_spans(atom_id, field_name, HITS_PER_TERM):
-                    hit = TermHit(field_name, label, start, end, text[start:end])
+                    hit = _hit(field_name, label, start, end, text[start:end])
                     found.append((rank, start, hit))
         return found
 
@@ -160,7 +172,7 @@ class Context:
         return [bisect_right(starts, s) - 1 for s, _e in spans]
 
 
-def _whole_words(low: str, words: Sequence[str], limit: int) -> list[tuple[int, int]]:
+def _whole_words(low: str, words: list[str], limit: int) -> list[tuple[int, int]]:
     """The first ``limit`` spans where one of ``words`` stands as a whole word in ``low``."""
     out: list[tuple[int, int]] = []
     end = len(low)
@@ -183,7 +195,7 @@ def _whole_words(low: str, words: Sequence[str], limit: int) -> list[tuple[int, 
     return out
 
 
-def _adjacent(words: Sequence[str], first: str, seconds: frozenset[str]) -> bool:
+def _adjacent(words: list[str], first: str, seconds: frozenset[str]) -> bool:
     """Does ``first`` stand anywhere among the words just before one of ``seconds``?"""
     n, i = len(words) - 1, -1
     index = words.index if isinstance(words, list) else list(words).index
