@@ -13,7 +13,12 @@ import unicodedata
 from collections.abc import Iterable
 
 _TOKEN = re.compile(r"\w\w+")
-_TOKEN_ASCII = re.compile(r"\w\w+", re.ASCII)  # the same runs on ASCII text, twice as fast
+# ASCII text: every character that is not a word character becomes a space, then the text is split
+# on whitespace: the same runs, in about half the time of the pattern (which tests each
+# character in turn).
+_ASCII_NON_WORD = str.maketrans(
+    {chr(i): " " for i in range(128) if not (chr(i).isalnum() or chr(i) == "_")}
+)
 
 
 def tokenize(text: str) -> list[str]:
@@ -23,7 +28,9 @@ def tokenize(text: str) -> list[str]:
 
 def tokenize_lower(low: str) -> list[str]:
     """:func:`tokenize` of a text that is already lower-case."""
-    return (_TOKEN_ASCII if low.isascii() else _TOKEN).findall(low)
+    if low.isascii():
+        return [w for w in low.translate(_ASCII_NON_WORD).split() if len(w) > 1]
+    return _TOKEN.findall(low)
 
 
 def is_plain(text: str) -> bool:

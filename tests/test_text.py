@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -39,6 +40,13 @@ def test_tokens_are_runs_of_two_or_more_word_characters() -> None:
         "72",
         "exports_2",
     ]
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
+def test_ascii_tokens_are_the_runs_the_pattern_finds(text: str) -> None:
+    # ASCII text is split by translating non-word characters to spaces, not by the pattern.
+    low = text.lower()
+    assert tokenize_lower(low) == re.findall(r"\w\w+", low)
 
 
 def test_is_plain_says_when_accent_stripping_changes_nothing() -> None:
