@@ -42,9 +42,15 @@ def test_tokens_are_runs_of_two_or_more_word_characters() -> None:
     ]
 
 
-@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=200))
-def test_ascii_tokens_are_the_runs_the_pattern_finds(text: str) -> None:
-    # ASCII text is split by translating non-word characters to spaces, not by the pattern.
+@given(
+    st.text(alphabet=st.characters(max_codepoint=127), max_size=200)
+    | st.text(max_size=200)
+    | st.lists(
+        st.sampled_from(["Kyiv", "’s", "café", "—", "\u00a0", "\u2028", "ǅ", "٣", "_", "a"])
+    ).map(" ".join)
+)
+def test_tokens_are_the_runs_the_pattern_finds(text: str) -> None:
+    # Text is split by turning non-word characters into spaces, not by the pattern.
     low = text.lower()
     assert tokenize_lower(low) == re.findall(r"\w\w+", low)
 
