@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-# The rule matcher: per-article work that grows with the matches (docs/benchmarks.md).
-SOURCES = ("monitor/matchnodes.py", "monitor/match.py")
+# The rule matcher, whose per-article work grows with the matches, and the tokeniser it shares with
+# the classifier (docs/benchmarks.md).
+SOURCES = ("monitor/text.py", "monitor/matchnodes.py", "monitor/match.py")
 
 
 def modules() -> tuple[str, ...]:
