@@ -176,35 +176,49 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
 
 
 @dataclass(frozen=True, slots=True)
+class _Word:
+    """What one token can start: the one-word terms it is a form of, and the phrases whose first
+    word it is, each with the words that can follow (``follows``: second word -> phrases)."""
+
+    singles: tuple[int, ...]
+    firsts: tuple[tuple[int, frozenset[str]], ...]
+    follows: dict[str, tuple[int, ...]]
+
+
+@dataclass(frozen=True, slots=True)
 class _TokenIndex:
-    """One field's plain terms by token: one-word terms by each of their forms; phrases by
-    their first word, and by their first two words (first word -> second word -> phrases)."""
+    """One field's plain terms, by token: one dictionary entry per word, so each distinct word
+    of the text is looked up once in a large table (where the time goes at 10,000 rules)."""
 
-    singles: dict[str, tuple[int, ...]]
-    firsts: dict[str, tuple[tuple[int, frozenset[str]], ...]]
-    follows: dict[str, dict[str, tuple[int, ...]]]
+    words: dict[str, _Word]
 
-    def phrases(self, words: list[str], present: set[str]) -> list[int]:
-        """Phrases whose first two words are both in the text: candidates for confirmation.
-        With few phrases on the words present each is checked; with many, one walk over the
-        text's tokens finds the phrases whose first two words stand next to each other, which
-        rules out far more (two dictionary lookups per token, nothing built per pair)."""
-        firsts = self.firsts
-        starting = firsts.keys() & present
+    def find(self, words: list[str], present: set[str], matched: set[int]) -> list[int]:
+        """Add the one-word terms present to ``matched``; return the phrases whose first two
+        words are in the text, candidates for confirmation. With few phrases on the words
+        present each is checked; with many, one walk over the text's tokens finds the phrases
+        whose first two words stand next to each other, which rules out far more."""
+        entries = self.words
+        starting: dict[str, _Word] = {}
+        for word in entries.keys() & present:
+            entry = entries[word]
+            if entry.singles:
+                matched.update(entry.singles)
+            if entry.firsts:
+                starting[word] = entry
         if len(starting) <= PAIRS_FROM:
             return [
                 atom
-                for w in starting
-                for atom, seconds in firsts[w]
+                for entry in starting.values()
+                for atom, seconds in entry.firsts
                 if not present.isdisjoint(seconds)
             ]
-        follows = self.follows
         found: set[int] = set()
         after: dict[str, tuple[int, ...]] | None = None
         for word in words:
             if after is not None and (atoms := after.get(word)) is not None:
                 found.update(atoms)
-            after = follows.get(word)
+            start = starting.get(word)  # a small table: the phrase starts present
+            after = start.follows if start is not None else None
         return sorted(found)
 
 
@@ -256,17 +270,19 @@ class RuleSet:
                 after = follows.setdefault(field, {}).setdefault(first, {})
                 for second in seconds:
                     after.setdefault(second, []).append(a.id)
-        self._tokens: dict[str, _TokenIndex] = {
-            f: _TokenIndex(
-                {w: tuple(v) for w, v in singles.get(f, {}).items()},
-                {w: tuple(v) for w, v in firsts.get(f, {}).items()},
+        self._tokens: dict[str, _TokenIndex] = {}
+        for f in {*singles, *firsts}:
+            ones, starts, nexts = singles.get(f, {}), firsts.get(f, {}), follows.get(f, {})
+            self._tokens[f] = _TokenIndex(
                 {
-                    first: {second: tuple(v) for second, v in after.items()}
-                    for first, after in follows.get(f, {}).items()
-                },
+                    w: _Word(
+                        tuple(ones.get(w, ())),
+                        tuple(starts.get(w, ())),
+                        {second: tuple(v) for second, v in nexts.get(w, {}).items()},
+                    )
+                    for w in ones.keys() | starts.keys()
+                }
             )
-            for f in {*singles, *firsts}
-        }
         self._sets: list[tuple[str, bool, Any, tuple[int, ...]]] = []
         for field in FIELDS:
             for kind in ("term", "regex"):
@@ -318,10 +334,7 @@ class RuleSet:
             )
             present = token_sets[field] = set(words)
             token_lists[field] = words
-            for word in index.singles.keys() & present:
-                matched.update(index.singles[word])
-            if index.firsts:
-                phrases.extend((atom, field) for atom in index.phrases(words, present))
+            phrases.extend((atom, field) for atom in index.find(words, present, matched))
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
             if not text:
