@@ -35,6 +35,7 @@ from monitor.matchnodes import (
     needs_term,
     positive_atoms,
     ranked_fields,
+    rule_score,
 )
 from monitor.rulecode import Predicate, compile_predicate
 from monitor.rulespec import DEFAULT_FIELDS, Rule
@@ -99,7 +100,7 @@ class CompiledRule:
             strength = 1.0 - 0.5 ** len(present)
         prob = ctx.probs.get(self.rule.topic) if ctx.probs else None
         p = prob or 0.0
-        return round(1.0 - (1.0 - strength) * (1.0 - p), 6), prob
+        return rule_score(strength, p), prob
 
 
 class _Builder:
@@ -199,8 +200,10 @@ class _TokenIndex:
         whose first two words stand next to each other, which rules out far more."""
         entries = self.words
         starting: dict[str, _Word] = {}
-        for word in entries.keys() & present:
-            entry = entries[word]
+        for word in present:
+            entry = entries.get(word)
+            if entry is None:
+                continue
             if entry.singles:
                 matched.update(entry.singles)
             if entry.firsts:

@@ -42,6 +42,13 @@ class Atom:
     ranked: tuple[tuple[int, str], ...] = ()  # (FIELD_RANK, field) of its fields, in rank order
 
 
+def rule_score(strength: float, probability: float) -> float:
+    """A matched rule's score: its term evidence (``strength``) and the classifier's probability
+    combined as independent signals, 1 - (1 - s)(1 - p), to six decimals. Rounded by scaling
+    (``round(x, 6)`` goes through a decimal string, several times slower)."""
+    return round((1.0 - (1.0 - strength) * (1.0 - probability)) * 1e6) / 1e6
+
+
 def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted((FIELD_RANK[f], f) for f in fields))
 
@@ -78,12 +85,13 @@ class Context:
             found = self._spans[key] = self._find(self.atoms[atom_id], field_name)
         return found
 
-    def first_spans(self, atom_id: int, field_name: str, limit: int) -> list[tuple[int, int]]:
+    def first_spans(self, atom: Atom, field_name: str, limit: int) -> list[tuple[int, int]]:
         """The first ``limit`` spans (evidence needs a few, not every occurrence)."""
-        found = self._spans.get((atom_id, field_name))
-        if found is not None:
-            return found[:limit]
-        return self._find(self.atoms[atom_id], field_name, limit=limit)
+        if self._spans:  # only ``near`` conditions compute every span
+            found = self._spans.get((atom.id, field_name))
+            if found is not None:
+                return found[:limit]
+        return self._find(atom, field_name, limit=limit)
 
     def evidence(self, atom_id: int, label: str) -> list[tuple[int, int, TermHit]]:
         """The first few occurrences of the atom in each of its fields, as (field rank, start,
@@ -94,13 +102,12 @@ class Context:
             found = self._evidence[key] = []
             atom = self.atoms[atom_id]
             for rank, field_name in atom.ranked:
-                tokens = self.present.get(field_name)
-                if tokens is not None and atom.forms and tokens.isdisjoint(atom.forms):
-                    continue  # not in this field: its tokens say so
-                text = self.texts[field_name]
-                for start, end in self.first_spans(atom_id, field_name, HITS_PER_TERM):
-                    hit = _hit(field_name, label, start, end, text[start:end])
-                    found.append((rank, start, hit))
+                spans = self.first_spans(atom, field_name, HITS_PER_TERM)
+                if spans:
+                    text = self.texts[field_name]
+                    for start, end in spans:
+                        hit = _hit(field_name, label, start, end, text[start:end])
+                        found.append((rank, start, hit))
         return found
 
     def confirm(self, atom_id: int, field_name: str) -> bool:
@@ -136,7 +143,8 @@ class Context:
         if atom.forms and tokens is not None:
             # A one-word term occurs where one of its forms is a whole token, and the field's
             # tokens say which forms occur at all: find just those, as whole words.
-            return _whole_words(low, [f for f in atom.forms if f in tokens], limit)
+            here = [f for f in atom.forms if f in tokens]
+            return _whole_words(low, here, limit) if here else []
         search = self.term_regex(atom)[1]
         # The pattern starts with a literal, so ``re`` finds candidates in C; the boundary
         # before a match is checked here. Python re is safe on these generated patterns

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from monitor.inflect import parse_term, reference_pattern
+from monitor.matchnodes import rule_score
 from monitor.rulespec import DEFAULT_FIELDS, Group, Rule, TermSpec
 from monitor.types import Article
 
@@ -146,5 +147,5 @@ def _reference(
         if strength is None:
             strength = 1.0 - 0.5 ** len(ev.present)
         p = probs.get(rule.topic) or 0.0
-        out[rule.id] = (round(1.0 - (1.0 - strength) * (1.0 - p), 6), _evidence(ev, per_term))
+        out[rule.id] = (rule_score(strength, p), _evidence(ev, per_term))
     return out
