@@ -200,7 +200,10 @@ class _TokenIndex:
         whose first two words stand next to each other, which rules out far more."""
         entries = self.words
         starting: dict[str, _Word] = {}
-        for word in present:
+        # The smaller side is walked, the other looked up (a few hundred rule words against a
+        # few hundred distinct words of the text, or many thousand against them).
+        ours = entries.keys() & present if len(entries) < len(present) else present
+        for word in ours:
             entry = entries.get(word)
             if entry is None:
                 continue
