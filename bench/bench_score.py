@@ -1,6 +1,7 @@
 """Scoring throughput: classifier + default rule pack + N synthetic rules, against the classifier.
 
-Articles (~2,500 characters, batches of 100) go through ``Scorer.score``, the daemon's path. The
+Articles (~2,500 characters, batches of 100) go through ``Scorer.score``, the daemon's path, after
+``settle_heap`` as the daemon's ``load_scorer`` does (the floor runs in the same process). The
 floor is the same fitted classifier's transform + predict_proba on the same texts in the same run,
 so ``ratio`` is the share of classifier-only throughput kept once the rules run. With the builtin
 model installed it is used; otherwise a TF-IDF 1-2 gram + one-vs-rest logistic regression is fitted
@@ -29,7 +30,7 @@ from monitor.interfaces import Explanation
 from monitor.match import RuleSet
 from monitor.rules import load_rules
 from monitor.rulespec import Rule, RuleSpec
-from monitor.score import Scorer
+from monitor.score import Scorer, settle_heap
 from monitor.types import Article
 
 PACK = Path(__file__).parents[1] / "rules"
@@ -210,6 +211,7 @@ def run() -> Iterator[Result]:
     for n in (0, 100, 1000, 10000):
         ruleset = RuleSet.compile(pack + synthetic_rules(random.Random(n), words, bigrams, n))
         scorer = Scorer(model, ruleset)
+        settle_heap()  # as load_scorer does for the daemon, its workers and the CLI
 
         def classify_only() -> None:
             for i in range(0, len(docs), BATCH):

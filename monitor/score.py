@@ -6,6 +6,7 @@ the way the normaliser builds them: text = summary + content.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,7 +43,21 @@ def load_scorer(
         topics=set(topic_model.topics) if topic_model is not None else None,
         channels=set(channels) if channels is not None else None,
     )
-    return Scorer(topic_model, rules)
+    scorer = Scorer(topic_model, rules)
+    settle_heap()
+    return scorer
+
+
+def settle_heap() -> None:
+    """Keep the cyclic garbage collector off what was just loaded and lives on (the model, the
+    compiled rules: half a million objects at 10,000 rules). Without this, every full collection
+    walks all of them: about 0.4 s, once every few thousand articles scored at 10,000 rules,
+    146 us an article on average (measured with ``gc.callbacks``). Objects frozen before are
+    released first, so a rule set replaced by a reload can still be collected. Memory is still
+    freed by reference counting; only cycles among frozen objects wait for the next call."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class Scorer:

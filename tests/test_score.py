@@ -161,3 +161,30 @@ def test_invalid_lines_are_data_errors_with_file_and_line(line: bytes, reason: s
     with pytest.raises(DataError) as info:
         list(read_articles(stream, "in.jsonl"))
     assert str(info.value).startswith(f"in.jsonl:3: {reason}")
+
+
+class _Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the cyclic collector frees it
+
+
+def test_loaded_scorer_is_kept_off_the_cyclic_collector_and_a_replaced_one_is_freed() -> None:
+    import gc
+    import weakref
+
+    from monitor.score import load_scorer, settle_heap
+
+    try:
+        scorer = load_scorer(model="none", rule_paths=["rules"], channels=None)
+        assert gc.get_freeze_count() > 0  # the compiled rules among them
+        assert scorer.rules.rules
+        old = _Node()
+        gone = weakref.ref(old)
+        settle_heap()  # `old` stands for a rule set about to be replaced: frozen with the rest
+        del old
+        gc.collect()
+        assert gone() is not None  # frozen: a full collection does not look at it
+        settle_heap()  # the next load unfreezes first
+        assert gone() is None
+    finally:
+        gc.unfreeze()
