@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
+from urllib.request import getproxies
 
 import httpx
 
@@ -45,7 +46,12 @@ def _utcnow() -> datetime:
 
 
 def make_client(config: FetchConfig) -> httpx.AsyncClient:
-    """The shared client for feeds: no automatic redirects, bounded pools, our User-Agent."""
+    """The shared client for feeds: no automatic redirects, bounded pools, our User-Agent.
+
+    Connections are pooled by ``PooledTransport``, except when the environment names proxies
+    (``HTTPS_PROXY`` and the like): httpx honours those only with its own transport, which then
+    gets the same limits as before.
+    """
     return httpx.AsyncClient(
         follow_redirects=False,
         headers={
@@ -54,7 +60,12 @@ def make_client(config: FetchConfig) -> httpx.AsyncClient:
             "Accept-Encoding": _ACCEPT_ENCODING,
         },
         timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
-        transport=PooledTransport(config.concurrency),
+        limits=httpx.Limits(
+            max_connections=config.concurrency,
+            max_keepalive_connections=min(config.concurrency, 20),
+            keepalive_expiry=30.0,
+        ),
+        transport=None if getproxies() else PooledTransport(config.concurrency),
     )
 
 

@@ -299,6 +299,20 @@ async def test_pooled_transport_uses_every_connection_and_gives_each_back(
         assert transport.in_flight == (0, 0, 0)
 
 
+async def test_a_proxy_named_in_the_environment_is_still_used(
+    server: FeedServer, config: FetchConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx honours HTTP_PROXY only with its own transport, so make_client keeps that one then.
+    monkeypatch.setenv("HTTP_PROXY", server.base)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    target = "http://feeds.invalid/world.xml"
+    server.route(target, Route(body=RSS))
+    async with make_client(config) as client:
+        got = await fetch_feed(client, state(target), config)
+    assert got.body == RSS and [r.path for r in server.requests] == [target]
+
+
 def test_cache_headers_become_seconds() -> None:
     now = datetime(2025, 1, 1, tzinfo=UTC)
     assert parse_max_age({"cache-control": "public, max-age=600"}, now=now) == 600.0
