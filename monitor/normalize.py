@@ -8,6 +8,7 @@ line breaks and runs of whitespace collapse. Text that the feed declared plain i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from datetime import datetime, timedelta
@@ -146,6 +147,7 @@ def _as_text(value: str, kind: str) -> str:
     return html_to_text(value) if "html" in kind.lower() else collapse(value)
 
 
+@functools.lru_cache(maxsize=4096)  # pure; every item of a feed asks for its feed's URL
 def canonical_url(url: str) -> str:
     """The URL without tracking parameters or fragment; scheme/host lower-cased; query sorted."""
     url = url.strip()

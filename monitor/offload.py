@@ -16,14 +16,17 @@ from monitor.errors import ParseError
 from monitor.score import Scorer
 from monitor.types import Article, FeedState, FetchResult, Scored
 from monitor.workers import (
+    Parsed,
     Refused,
     ScorerSpec,
+    Verdict,
     cores,
     parse_and_normalize,
     parse_in_worker,
     rejoin,
     score_in_worker,
     start_workers,
+    worth_scoring,
 )
 
 log = logging.getLogger("monitor.pipeline")
@@ -63,25 +66,31 @@ class Offload:
         return self.parser
 
     async def _parse(
-        self, result: FetchResult, state: FeedState, now: datetime
-    ) -> tuple[list[Article], str | None, float | None]:
+        self, result: FetchResult, state: FeedState, now: datetime, spec: ScorerSpec | None
+    ) -> tuple[Parsed, list[Scored] | None]:
+        """The parsed feed and, given a ``spec`` (a feed's first poll), the scores of
+        ``worth_scoring(articles, ())`` from the worker that parsed it; None when nothing was
+        scored there (no workers, or the worker refused)."""
         loop = asyncio.get_running_loop()
         if (pool := await self._workers()) is not None:
+            args = (result.body, dict(result.headers), state, now, spec)
             try:
                 async with self._parse_slots:
-                    out = await loop.run_in_executor(
-                        pool, parse_in_worker, result.body, dict(result.headers), state, now
-                    )
+                    out = await loop.run_in_executor(pool, parse_in_worker, *args)
             except BrokenExecutor:
                 log.error("the worker processes died; parsing and scoring here from now on")
                 self.parser = None
             else:
                 if isinstance(out, str):
                     raise ParseError(state.url, out)
-                return out
-        return await loop.run_in_executor(
+                parsed, verdicts = out
+                if verdicts is None:
+                    return parsed, None
+                return parsed, self._joined(worth_scoring(parsed[0], ()), verdicts)
+        parsed = await loop.run_in_executor(
             self.cpu, parse_and_normalize, result.body, result.headers, state, now
         )
+        return parsed, None
 
     async def _score(
         self, scorer: Scorer, spec: ScorerSpec | None, articles: Sequence[Article]
@@ -99,11 +108,20 @@ class Offload:
             except Exception as exc:  # e.g. an argument that does not pickle: never lose a poll
                 self._refused(Refused(f"{type(exc).__name__}: {exc}"))
             else:
-                if not isinstance(out, Refused):
-                    self.scored_in_workers += len(articles)
-                    return rejoin(articles, out)
-                self._refused(out)
+                if (scored := self._joined(articles, out)) is not None:
+                    return scored
         return await self._score_here(scorer, articles)
+
+    def _joined(
+        self, articles: Sequence[Article], out: list[Verdict] | Refused
+    ) -> list[Scored] | None:
+        """A worker's verdicts on ``articles`` as ``Scorer.score`` gives them; None (logged
+        once) when it refused."""
+        if isinstance(out, Refused):
+            self._refused(out)
+            return None
+        self.scored_in_workers += len(articles)
+        return rejoin(articles, out)
 
     async def _score_here(self, scorer: Scorer, articles: Sequence[Article]) -> list[Scored]:
         if not articles:

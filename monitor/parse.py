@@ -12,11 +12,18 @@ links are still resolved against the feed's URL.
 
 Titles: ``RawItem.title`` is always HTML (a plain-text title is escaped here), so normalize
 can reduce it without guessing whether ``<`` in a title was markup.
+
+Base URIs: feedparser tracks ``xml:base`` by joining the current base with the element's own
+(the same base when it has none) at *every* start tag, ``urljoin`` plus a scheme check, six
+times an RSS item and about a quarter of its parsing time. The answer depends only on the two
+strings, so its function is memoised (:func:`_memoise_base_uris`): the same bases, computed
+once a feed rather than once an element.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import html
 import io
 import time
@@ -25,9 +32,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import feedparser
+import feedparser.mixin
+import feedparser.urls
 
 from monitor.errors import ParseError
 from monitor.types import ParsedFeed, RawItem
+
+BASE_URI_CACHE = 256  # (base, xml:base) pairs: a few per feed being parsed
+
+
+def _memoise_base_uris() -> None:
+    """Give feedparser's start-tag handler a memoised ``make_safe_absolute_uri``: a pure
+    function of its two strings (and of the constant list of safe schemes)."""
+    join = feedparser.urls.make_safe_absolute_uri
+    if feedparser.mixin.make_safe_absolute_uri is join:
+        feedparser.mixin.make_safe_absolute_uri = functools.lru_cache(maxsize=BASE_URI_CACHE)(join)
+
+
+_memoise_base_uris()
 
 
 def parse_feed(body: bytes, *, url: str, headers: Mapping[str, str]) -> ParsedFeed:
@@ -118,6 +140,9 @@ def _content(entry: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def _item(entry: dict[str, Any], feed_language: str | None) -> RawItem:
+    # A plain dict of the same items: FeedParserDict.get runs its alias logic on every call
+    # (almost half of this function's time), and none of the keys read here is an alias.
+    entry = dict(entry)
     content, content_type = _content(entry)
     summary_detail = entry.get("summary_detail") or {}
     language = None

@@ -58,7 +58,7 @@ from monitor.types import (
     FetchResult,
     Scored,
 )
-from monitor.workers import ScorerSpec, cores
+from monitor.workers import ScorerSpec, cores, worth_scoring
 
 log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
@@ -203,13 +203,16 @@ class Pipeline(Offload, DeliveryLoop):
             delay = self._delay(state, result, None, 0, None, now)
             await self.db(self.store.record_poll, self._record(state, result, now, delay))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
-        articles, warning, ttl = await self._parse(result, state, now)
+        # Score what the store does not hold yet, outside the critical section (the costly part):
+        # on a feed's first poll, that is everything it brings, scored by the worker parsing it.
+        scorer, spec = self.scorer(), self.scorer_spec()
+        first = spec if state.last_ok_at is None else None
+        (articles, warning, ttl), early = await self._parse(result, state, now, first)
         if warning:
             log.info("feed is malformed but readable: %s", warning, extra={"feed": state.name})
-        # Score what the store does not hold yet, outside the critical section (the costly part).
-        scorer, spec = self.scorer(), self.scorer_spec()
-        unseen = await self._unseen(articles)
-        verdicts = {s.article.id: s for s in await self._score(scorer, spec, unseen)}
+        if early is None:
+            early = await self._score(scorer, spec, await self._unseen(articles))
+        verdicts = {s.article.id: s for s in early}
         # Deciding what is new and committing it is one critical section: two feeds carrying
         # the same story at the same moment must see each other's articles.
         async with self._commit_lock:
@@ -251,20 +254,9 @@ class Pipeline(Offload, DeliveryLoop):
         )
 
     async def _unseen(self, articles: Sequence[Article]) -> list[Article]:
-        """The articles worth scoring: not stored yet, and no URL or content copy of an earlier
-        one of this batch (what ``_new_stories`` keeps, as far as it can be known early)."""
-        unique = list({a.id: a for a in articles}.values())
-        known = await self.db(self.store.known_article_ids, [a.id for a in unique])
-        urls: set[str] = set()
-        prints: set[str] = set()
-        out: list[Article] = []
-        for a in unique:
-            if a.id in known or a.url in urls or a.fingerprint in prints:
-                continue
-            urls.add(a.url)
-            prints.add(a.fingerprint)
-            out.append(a)
-        return out
+        """The articles worth scoring (``worth_scoring``), asking the store which it holds."""
+        known = await self.db(self.store.known_article_ids, list({a.id: a for a in articles}))
+        return worth_scoring(articles, known)
 
     async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
         rules = {m.rule for s in scored for m in s.matches}

@@ -20,7 +20,7 @@ import hashlib
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,9 +76,13 @@ def cores() -> int:
 
 
 # ---------------------------------------------------------------------------- parsing
+# A parsed feed: its normalised articles, the parser's warning, the feed's TTL.
+Parsed = tuple[list[Article], str | None, float | None]
+
+
 def parse_and_normalize(
     body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None]:
+) -> Parsed:
     """CPU stage run off the loop: bytes -> normalised articles (+ warning, feed TTL)."""
     parsed = parse_feed(body, url=state.url, headers=headers)
     articles = [normalize(i, feed=parsed, state=state, fetched_at=fetched_at) for i in parsed.items]
@@ -86,14 +90,42 @@ def parse_and_normalize(
 
 
 def parse_in_worker(
-    body: bytes, headers: Mapping[str, str], state: FeedState, fetched_at: datetime
-) -> tuple[list[Article], str | None, float | None] | str:
+    body: bytes,
+    headers: Mapping[str, str],
+    state: FeedState,
+    fetched_at: datetime,
+    spec: ScorerSpec | None = None,
+) -> tuple[Parsed, list[Verdict] | Refused | None] | str:
     """``parse_and_normalize`` for a worker process: a ParseError comes back as its reason
-    (FeedError's constructor does not survive pickling)."""
+    (FeedError's constructor does not survive pickling).
+
+    With a ``spec`` (a feed's first poll, when none of its articles can be stored under it
+    yet), the same call scores ``worth_scoring(articles, ())`` too: the articles reach the
+    scorer without a round trip through the daemon and a store read first (one that another
+    feed brought already is scored in vain, and de-duplication drops it as ever)."""
     try:
-        return parse_and_normalize(body, headers, state, fetched_at)
+        parsed = parse_and_normalize(body, headers, state, fetched_at)
     except ParseError as exc:
         return exc.reason
+    if spec is None:
+        return parsed, None
+    return parsed, score_in_worker(spec, worth_scoring(parsed[0], ()))
+
+
+def worth_scoring(articles: Sequence[Article], known: Container[str]) -> list[Article]:
+    """The articles of a poll worth scoring: not stored yet (``known``: the stored ids among
+    theirs), and no URL or content copy of an earlier one of the batch (what de-duplication
+    keeps, as far as it can be known before it runs)."""
+    urls: set[str] = set()
+    prints: set[str] = set()
+    out: list[Article] = []
+    for a in {a.id: a for a in articles}.values():
+        if a.id in known or a.url in urls or a.fingerprint in prints:
+            continue
+        urls.add(a.url)
+        prints.add(a.fingerprint)
+        out.append(a)
+    return out
 
 
 # ---------------------------------------------------------------------------- scoring

@@ -189,7 +189,15 @@ def test_boilerplate_shortcuts_change_nothing(text: str) -> None:
     assert strip_boilerplate(tidy) == _strip_boilerplate_reference(tidy)
 
 
-@given(st.text(alphabet="ab Z9_'’-.\né", max_size=30))
+@given(st.text(alphabet="ab Z9_'’-.\né\t\x0b\x1c\x7f~`[]^@", max_size=30))
+@example("Troops,moved;10_000\x1ftroops\x85")  # separators bytes.split alone would miss
 def test_words_are_the_pattern_s_words_whatever_the_shortcut(text: str) -> None:
-    expected = [w.casefold().replace("’", "'") for w in dedupe._WORD.findall(text)]
+    expected = [w.casefold().replace("’", "'").encode() for w in dedupe._WORD.findall(text)]
     assert dedupe._words(text) == expected
+
+
+@given(st.lists(st.sampled_from([*dedupe._BOILERPLATE_WORDS, "troops", "(", "-", " ", "é"])))
+def test_boilerplate_words_are_found_wherever_substring_search_finds_them(parts: list[str]) -> None:
+    low = "".join(parts)
+    expected = any(w in low for w in dedupe._BOILERPLATE_WORDS)
+    assert dedupe._has_boilerplate_words(low) is expected

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 import tracemalloc
@@ -13,7 +14,7 @@ import pytest
 
 from monitor.config import FetchConfig
 from monitor.errors import FeedGoneError, FetchError
-from monitor.fetch import HostLimiter, fetch_feed, make_client, parse_max_age
+from monitor.fetch import HostLimiter, PooledTransport, fetch_feed, make_client, parse_max_age
 from monitor.httpdates import retry_after as parse_retry_after
 from monitor.polling import next_poll_delay
 from monitor.types import FeedState
@@ -271,6 +272,45 @@ async def test_host_limiter_caps_requests_per_host_and_in_total() -> None:
     await asyncio.gather(*tasks)
     assert max(peak.values()) <= 2 and total_peak == 3
     assert limiter.hosts_in_use == 0
+
+
+async def test_pooled_transport_uses_every_connection_and_gives_each_back(
+    server: FeedServer,
+) -> None:
+    url = server.route("/f", Route(body=RSS))
+    transport = PooledTransport(10, per_pool=4)
+    async with httpx.AsyncClient(transport=transport) as client:
+        async with contextlib.AsyncExitStack() as open_bodies, asyncio.timeout(10):
+            # Ten responses held open at once: the pools (4 + 3 + 3 connections) take all ten;
+            # one pool for every request would leave the fifth waiting until the timeout.
+            for _ in range(10):
+                await open_bodies.enter_async_context(client.stream("GET", url))
+            assert transport.in_flight == (4, 3, 3)
+        assert transport.in_flight == (0, 0, 0)
+        # A failed request gives its slot back too (a refused connection, and a cancelled one).
+        with pytest.raises(httpx.ConnectError):
+            await client.get("http://127.0.0.1:9/")
+        slow = server.route("/slow", Route(body=RSS, trickle=0.5))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await client.get(slow)
+        assert transport.in_flight == (0, 0, 0)
+        assert [(await client.get(url)).content for _ in range(5)] == [RSS] * 5
+        assert transport.in_flight == (0, 0, 0)
+
+
+async def test_a_proxy_named_in_the_environment_is_still_used(
+    server: FeedServer, config: FetchConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # httpx honours HTTP_PROXY only with its own transport, so make_client keeps that one then.
+    monkeypatch.setenv("HTTP_PROXY", server.base)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    target = "http://feeds.invalid/world.xml"
+    server.route(target, Route(body=RSS))
+    async with make_client(config) as client:
+        got = await fetch_feed(client, state(target), config)
+    assert got.body == RSS and [r.path for r in server.requests] == [target]
 
 
 def test_cache_headers_become_seconds() -> None:

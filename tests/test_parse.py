@@ -50,6 +50,39 @@ def test_plain_text_title_is_escaped_so_angle_brackets_survive_normalisation() -
     assert item.title == "Tanks &lt;seen&gt; near border"
 
 
+ATOM_BASES = b"""<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/news/">
+<title>Bases</title><id>urn:feed</id><updated>2025-06-03T08:30:00Z</updated>
+<entry><id>urn:a</id><title>Relative to the feed's base</title><link href="a.html"/>
+<updated>2025-06-03T08:30:00Z</updated></entry>
+<entry xml:base="../world/"><id>urn:b</id><title>Own base</title><link href="b.html"/>
+<updated>2025-06-03T08:30:00Z</updated></entry>
+<entry xml:base="javascript:alert(1)//"><id>urn:c</id><title>Unsafe base</title>
+<link href="c.html"/><updated>2025-06-03T08:30:00Z</updated></entry>
+<entry xml:base="https://other.example/x/"><id>urn:d</id><title>Absolute base</title>
+<link href="d.html"/><updated>2025-06-03T08:30:00Z</updated></entry>
+</feed>"""
+
+
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("https://one.example/feeds/atom.xml", "https://one.example"),
+        ("http://two.example:8080/f/atom.xml", "http://two.example:8080"),
+        ("https://one.example/feeds/atom.xml", "https://one.example"),  # again, after another
+    ],
+)
+def test_xml_base_resolves_against_each_document_s_own_url(url: str, host: str) -> None:
+    """feedparser's base-URI joins are memoised: every document still gets its own bases."""
+    links = [i.link for i in parse_feed(ATOM_BASES, url=url, headers={}).items]
+    assert links == [
+        f"{host}/news/a.html",
+        f"{host}/world/b.html",
+        f"{host}/news/c.html",  # a javascript: base is ignored
+        "https://other.example/x/d.html",
+    ]
+
+
 def test_charset_from_response_headers_decodes_the_body() -> None:
     body = '<rss version="2.0"><channel><title>Café Zürich</title></channel></rss>'.encode(
         "iso-8859-1"

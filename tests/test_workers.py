@@ -176,3 +176,42 @@ async def test_rules_edited_but_not_reloaded_are_scored_by_the_daemon(tmp_path: 
             assert wire.pipeline.scored_in_workers == 2 and wire.pipeline.scored_here == 1
         finally:
             await wire.daemon._close()
+
+
+async def test_a_feed_s_first_poll_is_scored_by_the_worker_that_parsed_it(tmp_path: Path) -> None:
+    # Nothing can be stored under a feed before its first good poll, so its worker scores all
+    # it brought without asking the store; an article another feed brought already is scored in
+    # vain and still not stored or alerted twice. Later polls ask the store first.
+    old = ("urn:t:1", "New sanctions on refiners", "Asset freeze for 12 firms.")
+    with serve() as feeds:
+        feeds.route("/a.xml", Route(body=rss([old, ("urn:t:2", "Grain tariff", "Wheat.")])))
+        feeds.route("/b.xml", Route(status=500))
+        config = write_config(
+            tmp_path,
+            store_url=f"sqlite:///{tmp_path / 'm.db'}",
+            feeds={"a": feeds.url("/a.xml"), "b": feeds.url("/b.xml")},
+            hook_url="http://127.0.0.1:9/",
+        )
+        daemon = Daemon(config)
+        pipeline = daemon._open()
+        try:
+            if pipeline.parser is None:
+                pytest.skip("one core: no worker processes")
+            polls = {s.feed: s for s in await pipeline.poll_due(everything=True)}
+            assert (polls["a"].new_articles, polls["a"].alerts, polls["b"].ok) == (2, 1, False)
+            assert pipeline.scored_in_workers == 2
+
+            new = ("urn:t:3", "Sanctions on banks", "Another asset freeze.")
+            feeds.route("/b.xml", Route(body=rss([old, new])))
+            polls = {s.feed: s for s in await pipeline.poll_due(everything=True)}
+            assert (polls["a"].new_articles, polls["a"].alerts) == (0, 0)
+            assert (polls["b"].new_articles, polls["b"].alerts) == (1, 1)
+            # b's copy of urn:t:1 was scored with it (a's second poll scored nothing).
+            assert pipeline.scored_in_workers == 4 and pipeline.scored_here == 0
+
+            feeds.route("/b.xml", Route(body=rss([("urn:t:4", "Embargo", "Oil."), old, new])))
+            (_, b) = sorted(await pipeline.poll_due(everything=True), key=lambda s: s.feed)
+            assert (b.new_articles, b.alerts) == (1, 1)
+            assert pipeline.scored_in_workers == 5  # the store was asked: only urn:t:4
+        finally:
+            await daemon._close()
