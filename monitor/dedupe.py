@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import re2
 
+from monitor.text import BYTES_NON_WORD_TO_SPACE
 from monitor.types import Article
 
 SHINGLE = 3  # words per shingle
@@ -52,10 +53,6 @@ _S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
 _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
-# Every byte that is not an ASCII word character (what ``\\w`` matches in ASCII text) -> a space.
-_NOT_WORD_TO_SPACE = bytes(
-    c if c < 128 and (chr(c).isalnum() or chr(c) == "_") else ord(" ") for c in range(256)
-)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _DATELINE = re.compile(
     r"^\s*[A-Z][A-Za-z0-9 .,'/-]{0,60}?(?:\([^)]{1,40}\))?\s*[-–—]{1,2}\s+(?=[A-Z\"'“])"
@@ -195,7 +192,7 @@ def _words(text: str) -> list[bytes]:
         if "'" not in low:
             # Without an apostrophe the optional part never matches: the words are the runs of
             # ASCII word characters, which bytes.translate and split find in C, already bytes.
-            return low.encode().translate(_NOT_WORD_TO_SPACE).split()
+            return low.encode().translate(BYTES_NON_WORD_TO_SPACE).split()
         return [w.encode() for w in _WORD.findall(low)]
     return [w.casefold().replace("’", "'").encode() for w in _WORD.findall(text)]
 

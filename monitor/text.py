@@ -20,7 +20,8 @@ from collections.abc import Iterable
 # are replaced one by one.
 _ASCII_NON_WORD = [i for i in range(128) if not (chr(i).isalnum() or chr(i) == "_")]
 _TO_SPACE = str.maketrans(dict.fromkeys(_ASCII_NON_WORD, " "))
-_BYTES_TO_SPACE = bytes(32 if i in _ASCII_NON_WORD else i for i in range(256))
+# For bytes.translate: ASCII bytes that are not word characters -> space, all others unchanged.
+BYTES_NON_WORD_TO_SPACE = bytes(32 if i in _ASCII_NON_WORD else i for i in range(256))
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
@@ -38,7 +39,7 @@ def tokenize_lower(low: str) -> list[str]:
     if low.isascii():  # often so once the curly quotes and dashes are gone
         spaced = low.translate(_TO_SPACE)
     else:
-        raw = low.encode("utf-8", "surrogatepass").translate(_BYTES_TO_SPACE)
+        raw = low.encode("utf-8", "surrogatepass").translate(BYTES_NON_WORD_TO_SPACE)
         spaced = raw.decode("utf-8", "surrogatepass")
     return [w for w in spaced.split() if len(w) > 1]
 
