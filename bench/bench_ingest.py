@@ -4,7 +4,9 @@
 classifier when ``monitor/data/model.skops`` exists, the default ``rules/`` pack, a webhook
 channel to the local receiver, JSON logs at info written to /dev/null). Floor: a plain script
 in this process that GETs the same URLs with httpx at the same concurrency and parses each body
-with feedparser (default options), nothing else. ratio = floor / value; target >= 0.6.
+with feedparser (default options), nothing else. ratio = floor / value; target >= 0.6. Each side
+is the best of ``BENCH_INGEST_ROUNDS`` (default 2) interleaved rounds, the cycles on a fresh store
+each round.
 
 ``ingest-304``: the second ``run_once`` on the same store, every feed answering 304. Target: ten
 times faster than the cold cycle, so floor = cold time / 10 and ratio = floor / value = cold /
@@ -38,6 +40,7 @@ ROOT = Path(__file__).parents[1]
 FEEDS = int(os.environ.get("BENCH_FEEDS", "1000"))
 ITEMS = 30
 CONCURRENCY = 32  # FetchConfig.concurrency's default
+ROUNDS = int(os.environ.get("BENCH_INGEST_ROUNDS", "2"))
 
 
 def model_name() -> str:
@@ -149,18 +152,25 @@ def run() -> Iterator[Result]:
     ):
         tmp = Path(tmpdir)
         urls = feed_urls(feeds, FEEDS)
-        floor, n_items = floor_time(urls)
-        config = tmp / "monitor.toml"
-        write_config(
-            config,
-            store=f"sqlite:///{tmp / 'monitor.db'}",
-            urls=urls,
-            hook=f"{rx.base}/hook",
-            model=model_name(),
-            rules=str(ROOT / "rules"),
-            extra=fetch_section(),
-        )
-        cold, warm = run_cycles(config)
+        # Interleaved rounds, best of each side (each round on a fresh store): on a virtual
+        # machine the same work's wall time swings by a third from one minute to the next.
+        floor, cold, warm = float("inf"), {"seconds": float("inf")}, {"seconds": float("inf")}
+        for r in range(ROUNDS):
+            seconds, n_items = floor_time(urls)
+            floor = min(floor, seconds)
+            config = tmp / f"monitor-{r}.toml"
+            write_config(
+                config,
+                store=f"sqlite:///{tmp / f'monitor-{r}.db'}",
+                urls=urls,
+                hook=f"{rx.base}/hook",
+                model=model_name(),
+                rules=str(ROOT / "rules"),
+                extra=fetch_section(),
+            )
+            first, second = run_cycles(config)
+            cold = min(cold, first, key=lambda c: c["seconds"])
+            warm = min(warm, second, key=lambda c: c["seconds"])
         peers = _peers(urls, tmp) if os.environ.get("BENCH_PEERS") else []
         yield Result(
             name="ingest-cold",
