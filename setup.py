@@ -1,9 +1,10 @@
 """Build hook: the rule matcher's hot modules are compiled to C with mypyc.
 
 mypyc is the compiler of mypy, the project's type checker: it turns the same strictly typed
-modules into C extensions (about 1.5x faster matching, see docs/benchmarks.md), and the source
-stays plain Python. Which modules are compiled is listed once, in ``monitor/build.py``. A C compiler and the Python headers are needed at install time;
-``MONITOR_PURE_PYTHON=1`` installs without compiling (same behaviour, slower matching).
+modules into C extensions (matching 1.2-1.7x faster, see docs/benchmarks.md), and the source
+stays plain Python. Which modules are compiled is listed once, in ``monitor/build.py``. A C
+compiler and the Python headers are needed at install time; ``MONITOR_PURE_PYTHON=1`` installs
+without compiling (same behaviour, slower matching).
 """
 
 import os
