@@ -331,13 +331,10 @@ class RuleSet:
             if not text:
                 continue
             given_words = given.get(field)
-            words = (
-                tokenize(text)
-                if given_words is None
-                else given_words
-                if isinstance(given_words, list)
-                else list(given_words)
-            )
+            if given_words is None:
+                words = tokenize(text)
+            else:  # compiled code takes a list
+                words = given_words if isinstance(given_words, list) else list(given_words)
             present = token_sets[field] = set(words)
             token_lists[field] = words
             phrases.extend((atom, field) for atom in index.find(words, present, matched))
