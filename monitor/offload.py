@@ -61,9 +61,12 @@ class Offload:
             try:
                 await asyncio.shield(self._started)
             except BrokenExecutor:
-                log.error("the worker processes died; parsing and scoring here from now on")
-                self.parser = None
+                self._lost_workers()
         return self.parser
+
+    def _lost_workers(self) -> None:
+        log.error("the worker processes died; parsing and scoring here from now on")
+        self.parser = None
 
     async def _parse(
         self, result: FetchResult, state: FeedState, now: datetime, spec: ScorerSpec | None
@@ -78,8 +81,7 @@ class Offload:
                 async with self._parse_slots:
                     out = await loop.run_in_executor(pool, parse_in_worker, *args)
             except BrokenExecutor:
-                log.error("the worker processes died; parsing and scoring here from now on")
-                self.parser = None
+                self._lost_workers()
             else:
                 if isinstance(out, str):
                     raise ParseError(state.url, out)
@@ -103,8 +105,7 @@ class Offload:
             try:
                 out = await loop.run_in_executor(pool, score_in_worker, spec, articles)
             except BrokenExecutor:
-                log.error("the worker processes died; parsing and scoring here from now on")
-                self.parser = None
+                self._lost_workers()
             except Exception as exc:  # e.g. an argument that does not pickle: never lose a poll
                 self._refused(Refused(f"{type(exc).__name__}: {exc}"))
             else:
