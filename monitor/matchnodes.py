@@ -153,7 +153,7 @@ class Context:
         pos = 0
         while (m := search.search(low, pos)) is not None:
             i = m.start()
-            if i and ((c := low[i - 1]).isalnum() or c == "_"):  # inside a longer word
+            if i and is_word_char(low[i - 1]):  # inside a longer word
                 pos = i + 1
                 continue
             out.append(m.span())
@@ -188,10 +188,8 @@ def _whole_words(low: str, words: list[str], limit: int) -> list[tuple[int, int]
         n, pos, found = len(word), 0, 0
         while found < limit and (i := low.find(word, pos)) >= 0:
             j = i + n
-            # Word characters on either side: inside a longer word (is_word_char, inlined).
-            if (i and ((c := low[i - 1]).isalnum() or c == "_")) or (
-                j < end and ((c := low[j]).isalnum() or c == "_")
-            ):
+            # Word characters on either side: inside a longer word.
+            if (i and is_word_char(low[i - 1])) or (j < end and is_word_char(low[j])):
                 pos = i + 1
                 continue
             out.append((i, j))
