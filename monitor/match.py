@@ -39,7 +39,7 @@ from monitor.matchnodes import (
 )
 from monitor.rulecode import Predicate, compile_predicate
 from monitor.rulespec import DEFAULT_FIELDS, Rule
-from monitor.text import tokenize
+from monitor.text import tokenize_lower
 from monitor.types import Article, RuleMatch, TermHit
 
 MAX_HITS = 50  # evidence kept per rule
@@ -315,6 +315,7 @@ class RuleSet:
         article: Article,
         probs: Mapping[str, float],
         tokens: Mapping[str, Sequence[str]] | None = None,
+        lowered: Mapping[str, str] | None = None,
     ) -> Context:
         texts = field_texts(article)
         given = tokens or {}
@@ -323,7 +324,15 @@ class RuleSet:
         token_sets: dict[str, set[str]] = {}
         token_lists: dict[str, list[str]] = {}
         ctx = Context(
-            texts, folded, matched, probs, self._atoms, self._term_regex, token_sets, token_lists
+            texts,
+            folded,
+            matched,
+            probs,
+            self._atoms,
+            self._term_regex,
+            token_sets,
+            token_lists,
+            lowered=dict(lowered) if lowered else {},
         )
         phrases: list[tuple[int, str]] = []
         for field, index in self._tokens.items():
@@ -332,7 +341,7 @@ class RuleSet:
                 continue
             given_words = given.get(field)
             if given_words is None:
-                words = tokenize(text)
+                words = tokenize_lower(ctx.low(field))
             else:  # compiled code takes a list
                 words = given_words if isinstance(given_words, list) else list(given_words)
             present = token_sets[field] = set(words)
@@ -379,9 +388,11 @@ class RuleSet:
         explain: bool = False,
         *,
         tokens: Mapping[str, Sequence[str]] | None = None,
+        lowered: Mapping[str, str] | None = None,
     ) -> tuple[RuleMatch, ...]:
-        """The rules that match; ``tokens`` may give :func:`tokenize` of some fields."""
-        ctx = self._context(article, topics_probs, tokens)
+        """The rules that match; ``tokens`` may give :func:`tokenize` of some fields, and
+        ``lowered`` their text lower-cased (a caller that tokenised has both)."""
+        ctx = self._context(article, topics_probs, tokens, lowered)
         out = []
         for i in self._candidates(ctx.matched):
             c = self._compiled[i]

@@ -76,7 +76,7 @@ class Context:
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
     _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
     _words: dict[str, list[int]] = field(default_factory=dict)
-    _lower: dict[str, str] = field(default_factory=dict)
+    lowered: dict[str, str] = field(default_factory=dict)  # field -> its text lower-cased
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
         key = (atom_id, field_name)
@@ -115,7 +115,7 @@ class Context:
         atom, tokens = self.atoms[atom_id], self.present.get(field_name)
         if atom.pair is not None and tokens is not None:
             # Most occurrences are written with single spaces: str.find settles those.
-            low = self._low(field_name)
+            low = self.low(field_name)
             spaced = [phrase for phrase, last in atom.spaced if last in tokens]
             if len(low) == len(self.texts[field_name]) and _whole_words(low, spaced, 1):
                 return True
@@ -135,7 +135,7 @@ class Context:
         if atom.kind == "regex":
             spans = (m.span() for m in atom.regex.finditer(text) if m.end() > m.start())
             return list(itertools.islice(spans, limit))
-        low = self._low(field_name)
+        low = self.low(field_name)
         if len(low) != len(text):  # lower() changed offsets: rare, slow path
             finder = self.term_regex(atom)[0]
             return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
@@ -162,11 +162,11 @@ class Context:
             pos = m.end()
         return out
 
-    def _low(self, field_name: str) -> str:
-        """The field's text lower-cased, once per article."""
-        low = self._lower.get(field_name)
+    def low(self, field_name: str) -> str:
+        """The field's text lower-cased, once per article (or as the caller gave it)."""
+        low = self.lowered.get(field_name)
         if low is None:
-            low = self._lower[field_name] = self.texts[field_name].lower()
+            low = self.lowered[field_name] = self.texts[field_name].lower()
         return low
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:

@@ -60,6 +60,10 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+# Title and text as the rule matcher reads them: their tokens, and their text lower-cased.
+Reading = tuple[dict[str, list[str]], dict[str, str]]
+
+
 class Scorer:
     """``Scorer(model, rules).score(articles)``; ``model`` None means rules only."""
 
@@ -72,8 +76,8 @@ class Scorer:
 
     def _read(
         self, articles: Sequence[Article]
-    ) -> tuple[list[dict[str, float]], list[dict[str, list[str]] | None]]:
-        """Classifier probabilities, and the words of title and text for the rule matcher.
+    ) -> tuple[list[dict[str, float]], list[Reading | None]]:
+        """Classifier probabilities, and title and text as the rule matcher reads them.
 
         Tokenising is a large share of the cost, so with a model that reads plain text the way
         the matcher does, each field is split once for both.
@@ -85,12 +89,12 @@ class Scorer:
             # One batch: vectorising dominates the classifier's cost and batches amortise it.
             texts = [document_text(a.title, a.text) for a in articles]
             return model.predict(texts), [None] * len(articles)
-        words: list[dict[str, list[str]] | None] = []
+        words: list[Reading | None] = []
         docs: list[list[str]] = []
         for a in articles:
             title, text = a.title.lower(), a.text.lower()
             fields = {"title": tokenize_lower(title), "text": tokenize_lower(text)}
-            words.append(fields)
+            words.append((fields, {"title": title, "text": text}))
             both = fields["title"] + fields["text"]
             if title.isascii() and text.isascii():
                 docs.append(both)
@@ -106,8 +110,11 @@ class Scorer:
     def score(self, articles: Sequence[Article], *, explain: bool = False) -> list[Scored]:
         out = []
         probabilities, words = self._read(articles)
-        for article, probs, tokens in zip(articles, probabilities, words, strict=True):
-            matches = self.rules.match(article, probs, explain=explain, tokens=tokens)
+        for article, probs, reading in zip(articles, probabilities, words, strict=True):
+            tokens, lowered = reading or (None, None)
+            matches = self.rules.match(
+                article, probs, explain=explain, tokens=tokens, lowered=lowered
+            )
             explanation: dict[str, Any] | None = None
             if explain:
                 explanation = {"classifier": self._explain_model(article)}
