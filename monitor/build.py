@@ -20,24 +20,24 @@ def modules() -> tuple[str, ...]:
     return tuple(s.removesuffix(".py").replace("/", ".") for s in SOURCES)
 
 
+def _extension(name: str) -> Path | None:
+    """The compiled extension the import system finds for a module, or None (plain source)."""
+    spec = importlib.util.find_spec(name)
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and not origin.endswith(".py") else None
+
+
 def compiled() -> dict[str, bool]:
     """Module -> whether the import system finds its compiled extension."""
-    out = {}
-    for name in modules():
-        spec = importlib.util.find_spec(name)
-        origin = spec.origin if spec is not None else None
-        out[name] = bool(origin) and not str(origin).endswith(".py")
-    return out
+    return {name: _extension(name) is not None for name in modules()}
 
 
 def stale() -> list[str]:
     """The compiled modules whose source file beside them is newer than the extension."""
     out = []
     for name in modules():
-        spec = importlib.util.find_spec(name)
-        if spec is None or not spec.origin or spec.origin.endswith(".py"):
-            continue
-        if older(Path(spec.origin), Path(spec.origin).parent / f"{name.rsplit('.', 1)[1]}.py"):
+        ext = _extension(name)
+        if ext is not None and older(ext, ext.parent / f"{name.rsplit('.', 1)[1]}.py"):
             out.append(name)
     return out
 
