@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from monitor.rulespec import Group, Near, TermSpec
-from monitor.text import is_word_char
+from monitor.text import is_word_char, lower
 from monitor.types import TermHit
 
 FIELDS = ("title", "text", "url", "source", "tags")
@@ -166,7 +166,7 @@ class Context:
         """The field's text lower-cased, once per article (or as the caller gave it)."""
         low = self.lowered.get(field_name)
         if low is None:
-            low = self.lowered[field_name] = self.texts[field_name].lower()
+            low = self.lowered[field_name] = lower(self.texts[field_name])
         return low
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 # Tokens are the runs of two or more word characters (``\w\w+``). Rather than test each character
 # in turn as the pattern does, every character that is not a word character becomes a space and
@@ -25,9 +25,19 @@ BYTES_NON_WORD_TO_SPACE = bytes(32 if i in _ASCII_NON_WORD else i for i in range
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
+# CPython's str.lower, called as an object: compiled by mypyc, ``text.lower()`` becomes mypyc's own
+# case mapping, which before Python 3.13 lacks the final-sigma rule ("ΟΔΟΣ" -> "οδοσ", not "οδος").
+_PY_LOWER: Callable[[str], str] = str.lower
+
+
+def lower(text: str) -> str:
+    """``text.lower()`` exactly as Python computes it, compiled or not."""
+    return text.lower() if text.isascii() else _PY_LOWER(text)
+
+
 def tokenize(text: str) -> list[str]:
     """Maximal runs of two or more word characters of the lower-cased text."""
-    return tokenize_lower(text.lower())
+    return tokenize_lower(lower(text))
 
 
 def tokenize_lower(low: str) -> list[str]:
@@ -56,7 +66,7 @@ def is_plain(text: str) -> bool:
 def lower_without_accents(text: str) -> str:
     """scikit-learn's ``strip_accents="unicode"`` of the lower-cased text, without its
     per-character Python loop: NFKD, then every combining mark deleted in one translate."""
-    low = text.lower()
+    low = lower(text)
     if low.isascii():
         return low
     decomposed = unicodedata.normalize("NFKD", low)

@@ -123,6 +123,14 @@ def test_non_ascii_punctuation_is_a_boundary_but_letters_are_not() -> None:
     assert (hit.start, hit.end, hit.matched) == (1, 7, "Russia")
 
 
+def test_text_is_lower_cased_as_python_does_even_when_compiled() -> None:
+    # Python lower-cases a capital sigma that ends a word to the final form (ς); mypyc's own
+    # str.lower (Python < 3.13) does not, which made a compiled matcher miss such words.
+    rs = ruleset(g={"topic": "t", "any": ["οδος"]})
+    a = article("ΟΔΟΣ κλειστή")
+    assert matched(rs, a) == ["g"] == list(reference_match(rs.rules, a, {}))
+
+
 def test_all_any_none_groups_nest() -> None:
     rs = ruleset(r={"topic": "t", "all": [{"any": ["troop", "army"]}, "border"], "none": ["scout"]})
     assert matched(rs, article("army at the border")) == ["r"]
