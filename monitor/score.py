@@ -17,7 +17,7 @@ import orjson
 from monitor.errors import DataError
 from monitor.interfaces import TokenTopicModel, TopicModel, document_text
 from monitor.match import RuleSet
-from monitor.text import strip_table, tokenize_lower
+from monitor.text import ArticleWords
 from monitor.types import Article, Scored
 
 
@@ -92,19 +92,17 @@ class Scorer:
         words: list[Reading | None] = []
         docs: list[list[str]] = []
         for a in articles:
-            title, text = a.title.lower(), a.text.lower()
-            fields = {"title": tokenize_lower(title), "text": tokenize_lower(text)}
-            words.append((fields, {"title": title, "text": text}))
-            both = fields["title"] + fields["text"]
-            if title.isascii() and text.isascii():
-                docs.append(both)
-                continue
-            # The classifier strips accents first; most texts' words just translate.
-            table = strip_table(set(title) | set(text))
-            if table is None:
-                docs.append(model.tokens(document_text(a.title, a.text)))
+            read = ArticleWords(a.title, a.text)
+            words.append(
+                (
+                    {"title": read.title_words, "text": read.text_words},
+                    {"title": read.title, "text": read.text},
+                )
+            )
+            if read.classifier is not None:
+                docs.append(read.classifier)
             else:
-                docs.append([w if w.isascii() else w.translate(table) for w in both])
+                docs.append(model.tokens(document_text(a.title, a.text)))
         return model.predict_tokens(docs), words
 
     def score(self, articles: Sequence[Article], *, explain: bool = False) -> list[Scored]:

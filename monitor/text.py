@@ -42,16 +42,47 @@ def tokenize(text: str) -> list[str]:
 
 def tokenize_lower(low: str) -> list[str]:
     """:func:`tokenize` of a text that is already lower-case."""
-    if not low.isascii():
-        for c in set(_NON_ASCII.findall(low)):
-            if not is_word_char(c):
-                low = low.replace(c, " ")
+    return _words(low, _non_ascii(low))
+
+
+def _non_ascii(low: str) -> set[str]:
+    """The distinct non-ASCII characters of a text."""
+    return set() if low.isascii() else set(_NON_ASCII.findall(low))
+
+
+def _words(low: str, non_ascii: set[str]) -> list[str]:
+    """:func:`tokenize_lower`, given the text's non-ASCII characters."""
+    for c in non_ascii:
+        if not is_word_char(c):
+            low = low.replace(c, " ")
     if low.isascii():  # often so once the curly quotes and dashes are gone
         spaced = low.translate(_TO_SPACE)
     else:
         raw = low.encode("utf-8", "surrogatepass").translate(BYTES_NON_WORD_TO_SPACE)
         spaced = raw.decode("utf-8", "surrogatepass")
     return [w for w in spaced.split() if len(w) > 1]
+
+
+class ArticleWords:
+    """An article's title and text as the scorer reads them, each once: lower-cased, as the rule
+    matcher's tokens, and as the classifier's tokens where its reading of the text is those words
+    (``classifier`` is None where it must read the text itself; see :func:`strip_table`)."""
+
+    def __init__(self, title: str, text: str) -> None:
+        self.title = lower(title)
+        self.text = lower(text)
+        title_chars, text_chars = _non_ascii(self.title), _non_ascii(self.text)
+        self.title_words = _words(self.title, title_chars)
+        self.text_words = _words(self.text, text_chars)
+        both = self.title_words + self.text_words
+        self.classifier: list[str] | None = both
+        if title_chars or text_chars:
+            # The classifier strips accents first; most texts' words just translate.
+            table = strip_table(title_chars | text_chars)
+            if table is None:
+                self.classifier = None
+            elif table:
+                self.classifier = [w if w.isascii() else w.translate(table) for w in both]
 
 
 def is_plain(text: str) -> bool:

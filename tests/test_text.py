@@ -13,7 +13,14 @@ from monitor.classifier import builtin_model_path, load_model
 from monitor.match import RuleSet
 from monitor.rules import load_rules
 from monitor.score import Scorer
-from monitor.text import is_plain, lower_without_accents, strip_table, tokenize, tokenize_lower
+from monitor.text import (
+    ArticleWords,
+    is_plain,
+    lower_without_accents,
+    strip_table,
+    tokenize,
+    tokenize_lower,
+)
 from monitor.types import Article
 
 SAMPLES = [
@@ -114,6 +121,32 @@ def test_words_of_the_stripped_text_are_the_translated_words_where_the_table_say
     expected = tokenize_lower(lower_without_accents(text))
     if table is not None:
         assert [w.translate(table) for w in tokenize(text)] == expected
+
+
+@given(st.text(alphabet=_ALPHABET, max_size=30), st.text(alphabet=_ALPHABET, max_size=40))
+def test_an_article_is_read_once_as_the_matcher_and_the_classifier_each_read_it(
+    title: str, text: str
+) -> None:
+    read = ArticleWords(title, text)
+    assert (read.title, read.text) == (title.lower(), text.lower())
+    assert (read.title_words, read.text_words) == (tokenize(title), tokenize(text))
+    # The classifier's own reading of the document (title, newline, text).
+    expected = tokenize_lower(lower_without_accents(f"{title}\n{text}"))
+    if read.classifier is not None:
+        assert read.classifier == expected
+    else:  # only where translating the words cannot give its reading
+        assert strip_table(set(title.lower() + text.lower())) is None
+
+
+def test_plain_and_accented_articles_are_read_without_a_second_pass() -> None:
+    assert ArticleWords("Gas “halted”", "Transit — fee").classifier == [
+        "gas",
+        "halted",
+        "transit",
+        "fee",
+    ]
+    assert ArticleWords("Café", "naïve").classifier == ["cafe", "naive"]
+    assert ArticleWords("ﬁnd", "x").classifier is None
 
 
 def test_strip_table_refuses_what_would_change_the_words() -> None:
