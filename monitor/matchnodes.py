@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,8 @@ HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
 
 # ASCII code -> is it a word character (letters, digits, underscore)?
 _ASCII_WORD = np.array([chr(i).isalnum() or chr(i) == "_" for i in range(128)], dtype=bool)
+# For bytes.translate: each ASCII byte -> 1 if a word character, else 0.
+_ASCII_WORD_BYTES = bytes(int(i < 128 and bool(_ASCII_WORD[i])) for i in range(256))
 
 AtomFactory = Callable[..., int]
 
@@ -75,7 +76,7 @@ class Context:
     words: dict[str, list[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
     _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
-    _words: dict[str, list[int]] = field(default_factory=dict)
+    _words: dict[str, Any] = field(default_factory=dict)  # field -> word_starts
     lowered: dict[str, str] = field(default_factory=dict)  # field -> its text lower-cased
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
@@ -176,8 +177,10 @@ class Context:
             return []
         starts = self._words.get(field_name)
         if starts is None:
-            starts = self._words[field_name] = word_starts(self.texts.get(field_name, "")).tolist()
-        return [bisect_right(starts, s) - 1 for s, _e in spans]
+            starts = self._words[field_name] = word_starts(self.texts.get(field_name, ""))
+        found = np.searchsorted(starts, [s for s, _e in spans], side="right") - 1
+        positions: list[int] = found.tolist()
+        return positions
 
 
 def _whole_words(low: str, words: list[str], limit: int) -> list[tuple[int, int]]:
@@ -219,16 +222,23 @@ def word_starts(text: str) -> Any:
     if not text:
         return np.zeros(0, dtype=np.int64)
     if text.isascii():
-        word = _ASCII_WORD[np.frombuffer(text.encode("ascii"), dtype=np.uint8)]
+        # One byte per character, 1 for a word character: a translate, no array indexing.
+        word = np.frombuffer(text.encode("ascii").translate(_ASCII_WORD_BYTES), dtype=np.int8)
     else:
         codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        word = _ASCII_WORD[np.minimum(codes, 127)] & (codes < 128)
-        others = [ord(c) for c in set(text) if not c.isascii() and is_word_char(c)]
-        if others:
-            word |= np.isin(codes, np.array(others, dtype=np.uint32))
-    begins = word.copy()
-    begins[1:] &= ~word[:-1]
-    return np.flatnonzero(begins)
+        # Codes past ASCII are clipped to DEL (not a word character), then tested one by one
+        # where few (curly quotes, dashes, accents), or once per distinct character.
+        word = _ASCII_WORD.take(codes, mode="clip").view(np.int8)
+        high = np.flatnonzero(codes > 127)
+        if high.size > 256:
+            distinct, where = np.unique(codes[high], return_inverse=True)
+            tested = np.array([is_word_char(chr(c)) for c in distinct.tolist()], dtype=np.int8)
+            word[high] = tested[where]
+        elif high.size:
+            word[high] = [is_word_char(chr(c)) for c in codes[high].tolist()]
+    # A run starts where a word character follows a non-word character (or the start).
+    starts = np.flatnonzero(word[1:] > word[:-1]) + 1
+    return np.concatenate(([0], starts)) if word[0] else starts
 
 
 def within_window(positions: Sequence[Sequence[int]], within: int) -> bool:

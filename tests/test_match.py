@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from monitor.inflect import forms
 from monitor.match import RuleSet
+from monitor.matchnodes import word_starts
 from monitor.refmatch import reference_evidence, reference_match
 from monitor.rules import load_rules
 from monitor.rulespec import Rule, RuleSpec
@@ -158,6 +160,11 @@ def test_near_counts_words_between_terms() -> None:
     assert matched(rs, article("the border where troops wait")) == ["r"]
     assert matched(rs, article("troops massed near the border")) == []  # 4 words apart
     assert matched(rs, article("troops", "border")) == []  # different fields
+
+
+@given(st.text(alphabet="ab1_ -.’—éЖж²\u0301\u00a0ǅ𝐀\n", max_size=600))
+def test_word_starts_are_where_runs_of_word_characters_start(text: str) -> None:
+    assert word_starts(text).tolist() == [m.start() for m in re.finditer(r"\w+", text)]
 
 
 def test_regex_runs_on_re2_case_insensitively() -> None:
