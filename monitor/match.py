@@ -29,6 +29,8 @@ from monitor.inflect import (
 from monitor.matchnodes import (
     FIELDS,
     Atom,
+    AtomNode,
+    BoolNode,
     Context,
     Node,
     compile_group,
@@ -77,6 +79,9 @@ class CompiledRule:
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
     test: Predicate | None  # root.ev as one generated function
+    # The condition is "any of these terms" and nothing else: it holds for every candidate (a
+    # rule is a candidate when one of its terms is present), so a candidate needs no decide.
+    implied: bool
 
     def applies_to(self, article: Article) -> bool:
         if not self.feed_names and not self.feed_tags:
@@ -173,6 +178,12 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
         feed_names=frozenset(feeds.names if feeds else ()),
         feed_tags=frozenset(feeds.tags if feeds else ()),
         test=compile_predicate(root) if root is not None else None,
+        implied=(
+            not weights
+            and isinstance(root, BoolNode)
+            and root.op == "any"
+            and all(isinstance(child, AtomNode) for child in root.children)
+        ),
     )
 
 
@@ -252,7 +263,8 @@ class RuleSet:
                 trigger = positive_atoms(c.root)
             for atom in trigger:
                 triggers.setdefault(atom, []).append(i)
-        self._triggers = {a: tuple(rs) for a, rs in triggers.items()}
+        # By atom id (a list: no hashing of the id per matched atom).
+        self._triggers = [tuple(triggers.get(a, ())) for a in range(len(b.atoms))]
         # Plain terms are found by token lookup: one tokenisation per field, then dictionary
         # hits, whatever the number of rules. A phrase is looked up by its first two words as a
         # pair of neighbouring tokens, then confirmed in the text (the separator between its
@@ -376,7 +388,7 @@ class RuleSet:
         cands = set(self._always)
         triggers = self._triggers
         for atom in matched:
-            rules = triggers.get(atom)
+            rules = triggers[atom]
             if rules:
                 cands.update(rules)
         return sorted(cands)
@@ -396,7 +408,7 @@ class RuleSet:
         out = []
         for i in self._candidates(ctx.matched):
             c = self._compiled[i]
-            if c.applies_to(article) and c.decide(ctx):
+            if c.applies_to(article) and (c.implied or c.decide(ctx)):
                 out.append(self._rule_match(c, ctx, article, explain))
         return tuple(out)
 
@@ -449,13 +461,19 @@ class RuleSet:
     ) -> RuleMatch:
         present = ctx.matched & c.positives
         score, prob = c.score(ctx, present)
-        return RuleMatch(
-            rule=c.rule.id,
-            topic=c.rule.topic,
-            severity=c.rule.severity,
-            score=score,
-            hits=self._hits(c, ctx, present),
-            classifier=prob,
-            channels=c.rule.channels,
-            explanation=self._explanation(c, ctx, article) if explain else None,
+        rule = c.rule
+        # The fields in RuleMatch's order; tuple.__new__ skips the named tuple's __new__, a
+        # Python function (an interpreter frame per match, even from compiled code).
+        return tuple.__new__(
+            RuleMatch,
+            (
+                rule.id,
+                rule.topic,
+                rule.severity,
+                score,
+                self._hits(c, ctx, present),
+                prob,
+                rule.channels,
+                self._explanation(c, ctx, article) if explain else None,
+            ),
         )

@@ -133,6 +133,19 @@ def test_text_is_lower_cased_as_python_does_even_when_compiled() -> None:
     assert matched(rs, a) == ["g"] == list(reference_match(rs.rules, a, {}))
 
 
+def test_a_candidate_rule_is_decided_unless_any_of_its_terms_suffices() -> None:
+    # A rule becomes a candidate when one of its terms is present; only "any of these terms"
+    # then holds without deciding it.
+    rs = ruleset(
+        n={"topic": "t", "any": ["troop", "border"]},
+        a={"topic": "t", "all": ["troop", "border"]},
+        g={"topic": "t", "any": ["troop", {"all": ["gas", "border"]}]},
+    )
+    assert matched(rs, article("troop")) == ["n", "g"]
+    assert matched(rs, article("border")) == ["n"]
+    assert matched(rs, article("border troop")) == ["n", "a", "g"]
+
+
 def test_all_any_none_groups_nest() -> None:
     rs = ruleset(r={"topic": "t", "all": [{"any": ["troop", "army"]}, "border"], "none": ["scout"]})
     assert matched(rs, article("army at the border")) == ["r"]
@@ -341,6 +354,9 @@ _conditions = st.recursive(_leaf, _cond, max_leaves=6)
 _rule = st.one_of(
     st.fixed_dictionaries(
         {"topic": st.just("t"), "any": st.lists(_conditions, min_size=1, max_size=3)}
+    ),
+    st.fixed_dictionaries(
+        {"topic": st.just("t"), "all": st.lists(_conditions, min_size=2, max_size=3)}
     ),
     st.fixed_dictionaries(
         {
