@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from monitor.inflect import forms
 from monitor.match import RuleSet
-from monitor.matchnodes import word_starts
+from monitor.matchnodes import rule_score, word_starts
 from monitor.refmatch import reference_evidence, reference_match
 from monitor.rules import load_rules
 from monitor.rulespec import Rule, RuleSpec
@@ -178,6 +178,20 @@ def test_near_counts_words_between_terms() -> None:
 @given(st.text(alphabet="ab1_ -.’—éЖж²\u0301\u00a0ǅ𝐀\n", max_size=600))
 def test_word_starts_are_where_runs_of_word_characters_start(text: str) -> None:
     assert word_starts(text).tolist() == [m.start() for m in re.finditer(r"\w+", text)]
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_a_score_is_rounded_to_six_decimals_as_round_does(strength: float, p: float) -> None:
+    assert rule_score(strength, p) == round((1 - (1 - strength) * (1 - p)) * 1e6) / 1e6
+
+
+@pytest.mark.parametrize(
+    ("strength", "expected"),
+    [(0.0078125, 0.007812), (0.9765625, 0.976562), (0.0234375, 0.023438), (0.5, 0.5), (1.0, 1.0)],
+)
+def test_scores_halfway_between_round_to_even(strength: float, expected: float) -> None:
+    # k / 128 is exactly 7812.5 k millionths: halfway for odd k, rounded to the even neighbour.
+    assert rule_score(strength, 0.0) == expected
 
 
 def test_regex_runs_on_re2_case_insensitively() -> None:
