@@ -38,6 +38,7 @@ from monitor.matchnodes import (
     positive_atoms,
     ranked_fields,
     rule_score,
+    term_strength,
 )
 from monitor.rulecode import Predicate, compile_predicate
 from monitor.rulespec import DEFAULT_FIELDS, Rule
@@ -102,7 +103,7 @@ class CompiledRule:
         if self.weights:
             strength = min(1.0, max(0.0, self.evidence(ctx) / (2 * self.threshold)))
         else:
-            strength = 1.0 - 0.5 ** len(present)
+            strength = term_strength(len(present))
         prob = ctx.probs.get(self.rule.topic) if ctx.probs else None
         p = prob or 0.0
         return rule_score(strength, p), prob

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from monitor.inflect import forms
 from monitor.match import RuleSet
-from monitor.matchnodes import rule_score, word_starts
+from monitor.matchnodes import rule_score, term_strength, word_starts
 from monitor.refmatch import reference_evidence, reference_match
 from monitor.rules import load_rules
 from monitor.rulespec import Rule, RuleSpec
@@ -183,6 +183,10 @@ def test_word_starts_are_where_runs_of_word_characters_start(text: str) -> None:
 @given(st.floats(0, 1), st.floats(0, 1))
 def test_a_score_is_rounded_to_six_decimals_as_round_does(strength: float, p: float) -> None:
     assert rule_score(strength, p) == round((1 - (1 - strength) * (1 - p)) * 1e6) / 1e6
+
+
+def test_term_strength_halves_what_is_missing_per_distinct_term() -> None:
+    assert [term_strength(n) for n in range(80)] == [1 - 0.5**n for n in range(80)]
 
 
 @pytest.mark.parametrize(
