@@ -130,7 +130,8 @@ class Context:
     def confirm(self, atom_id: int, field_name: str) -> bool:
         """Is this phrase (its first words seen as tokens) really in the field?"""
         atom, tokens = self.atoms[atom_id], self.present.get(field_name)
-        if atom.pair is not None and tokens is not None:
+        pair = atom.pair
+        if pair is not None and tokens is not None:
             # Most occurrences are written with single spaces: str.find settles those.
             low = self.low(field_name)
             spaced = [phrase for phrase, last in atom.spaced if last in tokens]
@@ -138,7 +139,7 @@ class Context:
                 return True
             # Its words are neighbouring tokens wherever it occurs; when nowhere, it does not.
             words = self.words.get(field_name)
-            if words is not None and not _adjacent(words, *atom.pair):
+            if words is not None and not _adjacent(words, pair[0], pair[1]):
                 return False
         found = self._find(atom, field_name, check=False, limit=1)
         return bool(found)
@@ -236,15 +237,12 @@ def _whole_words(low: str, words: list[str], limit: int) -> list[tuple[int, int]
 
 def _adjacent(words: list[str], first: str, seconds: frozenset[str]) -> bool:
     """Does ``first`` stand anywhere among the words just before one of ``seconds``?"""
-    n, i = len(words) - 1, -1
-    index = words.index if isinstance(words, list) else list(words).index
-    while True:
-        try:
-            i = index(first, i + 1, n)
-        except ValueError:
-            return False
-        if words[i + 1] in seconds:
+    # A plain loop: compiled, comparing two str is a C call, while list.index goes through
+    # the generic rich comparison for every word and raises ValueError at the end.
+    for i in range(len(words) - 1):  # noqa: SIM110 (any() over a generator is slower compiled)
+        if words[i] == first and words[i + 1] in seconds:
             return True
+    return False
 
 
 def word_starts(text: str) -> Any:
