@@ -300,6 +300,11 @@ def test_shipped_model_is_what_train_produces_from_the_shipped_corpus() -> None:
     )
     retrained = training.train(examples, seed=model.metadata["seed"])
     assert retrained.metadata["metrics"] == model.metadata["metrics"]
-    assert retrained.thresholds == model.thresholds
+    # The solver's last digits depend on the CPU (its BLAS picks kernels per processor: a model
+    # trained on an Intel Xeon gives thresholds 1e-5 apart when retrained on an AMD EPYC), so
+    # numbers are compared to a tolerance far below any decision; the confusion counts above
+    # must be the same.
+    assert retrained.thresholds == pytest.approx(model.thresholds, abs=1e-3)
     sample = [e.document for e in examples[:20]]
-    assert retrained.predict(sample) == model.predict(sample)
+    for got, shipped in zip(retrained.predict(sample), model.predict(sample), strict=True):
+        assert got == pytest.approx(shipped, abs=1e-3)
