@@ -36,6 +36,7 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     delay: float = 0.0  # seconds before answering; cut short when the receiver stops
     close: bool = False  # read the request, then drop the connection without answering
+    stall: float = 0.0  # seconds between the head of the answer and its body
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +50,7 @@ class Received:
     verified: bool  # at least one of the receiver's secrets verified it
     verified_by: tuple[int, ...]  # indexes of the secrets that verified it
     error: str | None  # why verification failed with the first secret, if it did
+    client_port: int  # the sender's port: requests on one kept-alive connection share it
 
     @property
     def id(self) -> str | None:
@@ -84,7 +86,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length)
         rx = self.server.receiver
-        reply = rx._record(self.command, self.path, dict(self.headers.items()), body)
+        reply = rx._record(
+            self.command, self.path, dict(self.headers.items()), body, self.client_address[1]
+        )
         if reply.delay:
             rx._release.wait(reply.delay)
         if reply.close:
@@ -95,6 +99,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.send_header("content-length", str(len(reply.body)))
         self.end_headers()
+        if reply.stall:
+            self.wfile.flush()
+            rx._release.wait(reply.stall)
         self.wfile.write(reply.body)
 
     do_PUT = do_GET = do_POST
@@ -139,7 +146,9 @@ class WebhookReceiver:
                 raise AssertionError(f"expected {count} requests, got {len(self._received)}")
             return list(self._received)
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], body: bytes, port: int
+    ) -> Reply:
         lower = {k.lower(): v for k, v in headers.items()}
         ok: list[int] = []
         error: str | None = None
@@ -158,6 +167,7 @@ class WebhookReceiver:
             verified=bool(ok),
             verified_by=tuple(ok),
             error=None if ok else error,
+            client_port=port,
         )
         with self._cond:
             self._received.append(got)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import io
 import os
 import re
 import time
@@ -8,8 +10,11 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+import feedparser
+import feedparser.mixin
 import pytest
 
+from monitor import parse
 from monitor.config import FetchConfig
 from monitor.errors import FetchError, ParseError
 from monitor.fetch import fetch_feed, make_client
@@ -185,3 +190,33 @@ async def test_every_corpus_file_is_fetched_parsed_and_normalised_without_crashi
     allowed = ("illformed/", "entities/", "encoding/bozo_", "json/", "wellformed/cdf/")
     assert all(u.startswith(allowed) for u in unreadable), unreadable
     assert outcome["clean"] > 1800
+
+
+def _parsed(body: bytes) -> tuple[object, object]:
+    doc = feedparser.parse(io.BytesIO(body), sanitize_html=False, resolve_relative_uris=False)
+    return doc.get("feed"), doc.get("entries")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"feedparser corpus not found at {CORPUS}")
+def test_shallow_copies_of_content_parameters_parse_every_corpus_file_as_deep_copies_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert feedparser.mixin.copy is not copy  # parse.py's copy is in place
+    files = sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix == ".xml")
+    assert len(files) > 2000
+    bodies = [p.read_bytes() for p in files]
+    ours = [_parsed(b) for b in bodies]
+    monkeypatch.setattr(feedparser.mixin, "copy", copy)
+    for path, body, got in zip(files, bodies, ours, strict=True):
+        assert got == _parsed(body), path.relative_to(CORPUS)
+
+
+def test_content_parameters_holding_anything_else_are_deep_copied() -> None:
+    params = feedparser.FeedParserDict(type="text/html", language=None, base="", base64=False)
+    shallow = parse._copy_params(params)
+    assert shallow == params and shallow is not params and type(shallow) is type(params)
+    for odd in ({"nested": ["a"]}, {"url": "u"}):  # a mutable value; an alias key
+        params = feedparser.FeedParserDict(type="text/html", **odd)
+        copied = parse._copy_params(params)
+        assert copied == copy.deepcopy(params)
+        assert all(copied[k] is not v for k, v in params.items() if isinstance(v, list))

@@ -108,6 +108,22 @@ def test_an_alert_is_stored_once_per_rule_and_story_with_its_delivery(store: Sto
     assert len(store.list_deliveries()) == 1
 
 
+def test_a_poll_counts_only_the_articles_it_stored(store: Store) -> None:
+    # Articles another replica stored first are skipped by the uniqueness constraint, and the
+    # count (the poll's result and its statistics) is of the rows inserted.
+    store.sync_feeds(feeds("a"), at(0))
+    (f,) = store.claim_due_feeds("me", at(0), limit=1, lease=30)
+    counts = [
+        poll(store, f.feed_id, when=i, articles=tuple(article(n) for n in ns)).articles  # type: ignore[attr-defined]
+        for i, ns in enumerate([(1, 2), (2, 3, 4), (1, 4), ()])
+    ]
+    assert counts == [2, 2, 0, 0]
+    assert sum(r["new_articles"] for r in store.poll_stats(at(-3600))) == 4
+    assert store.known_article_ids([f"art-{n}" for n in range(6)]) == {
+        f"art-{n}" for n in (1, 2, 3, 4)
+    }
+
+
 def test_exact_and_near_duplicate_lookups(store: Store) -> None:
     store.sync_feeds(feeds("a"), at(0))
     (f,) = store.claim_due_feeds("me", at(0), limit=1, lease=30)

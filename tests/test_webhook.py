@@ -257,6 +257,32 @@ async def test_deadline_holds_even_when_the_shared_client_would_wait_longer(
         assert time.monotonic() - started < 2.0
 
 
+@pytest.mark.parametrize("answer", [b"", b"ok", b"x" * 3000])
+async def test_deliveries_reuse_one_connection(rx: WebhookReceiver, answer: bytes) -> None:
+    # httpx drops a connection whose answer was not read to its end: a new TCP connection for
+    # every delivery otherwise.
+    rx.default = Reply(body=answer)
+    ch = channel(rx.url)
+    for n in range(3):
+        await ch.send(delivery(n))
+    await ch.aclose()
+    first, second, third = rx.received
+    assert first.client_port == second.client_port == third.client_port
+
+
+async def test_a_success_whose_body_stalls_is_still_a_success_within_the_deadline(
+    rx: WebhookReceiver,
+) -> None:
+    rx.program(Reply(body=b"ok", stall=30.0))
+    ch = channel(rx.url, timeout=0.5)
+    started = time.monotonic()
+    receipt = await ch.send(delivery())
+    elapsed = time.monotonic() - started
+    await ch.aclose()
+    assert receipt.status == 200
+    assert 0.4 <= elapsed < 2.0
+
+
 async def test_invalid_configured_header_is_permanent(rx: WebhookReceiver) -> None:
     ch = channel(rx.url, headers={"X-Bad": "line\r\nbreak"})
     with pytest.raises(PermanentDeliveryError):

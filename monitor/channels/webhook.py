@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import time
@@ -101,6 +102,35 @@ def classify(status: int, snippet: str, *, retry_after: float | None) -> Deliver
     return PermanentDeliveryError(message)
 
 
+async def _head(response: httpx.Response) -> bytes:
+    """The first ``_READ_LIMIT`` bytes of the answer (all of a short one); fewer when reading
+    fails: the status decides, a broken body only loses its excerpt."""
+    body = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) >= _READ_LIMIT:
+                break
+    except httpx.HTTPError:
+        pass
+    return body[:_READ_LIMIT]
+
+
+async def _drain(response: httpx.Response, deadline: asyncio.Timeout) -> None:
+    """Read a 2xx answer's (short) body to its end within what is left of the deadline.
+
+    httpx closes a connection whose answer was not read to the end, so without this every
+    delivery paid for a new TCP connection (about 0.5 ms of CPU each on loopback). The status
+    has decided already: a body that is long, broken or too slow only costs the connection,
+    never the success.
+    """
+    left = (deadline.when() or 0.0) - asyncio.get_running_loop().time()
+    deadline.reschedule(None)  # from here on the delivery succeeded, whatever the body does
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(max(left, 0.0)):
+            await _head(response)
+
+
 class WebhookChannel:
     """A Standard Webhooks endpoint. ``send`` makes exactly one signed POST."""
 
@@ -149,8 +179,8 @@ class WebhookChannel:
     async def send(self, delivery: Delivery) -> Receipt:
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self._timeout):
-                status, snippet, retry_after = await self._post(delivery)
+            async with asyncio.timeout(self._timeout) as deadline:
+                status, snippet, retry_after = await self._post(delivery, deadline)
         except TimeoutError as exc:
             raise self._error(
                 RetryableDeliveryError(f"timed out: no answer within {self._timeout:g}s"), delivery
@@ -175,7 +205,9 @@ class WebhookChannel:
             elapsed=time.monotonic() - started,
         )
 
-    async def _post(self, delivery: Delivery) -> tuple[int, str, float | None]:
+    async def _post(
+        self, delivery: Delivery, deadline: asyncio.Timeout
+    ) -> tuple[int, str, float | None]:
         now = _epoch(self._clock)
         headers = self.headers_for(delivery, int(now))
         async with self._client.stream(
@@ -186,16 +218,10 @@ class WebhookChannel:
             follow_redirects=False,
         ) as response:
             snippet = ""
-            if not response.is_success:
-                body = b""
-                try:
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) >= _READ_LIMIT:
-                            break
-                except httpx.HTTPError:
-                    pass  # the status decides; a broken error page only loses its excerpt
-                snippet = _one_line(body[:_READ_LIMIT].decode("utf-8", "replace"))
+            if response.is_success:
+                await _drain(response, deadline)
+            else:
+                snippet = _one_line((await _head(response)).decode("utf-8", "replace"))
             retry_after = parse_retry_after(
                 response.headers.get("retry-after"), now=datetime.fromtimestamp(now, UTC)
             )

@@ -48,9 +48,12 @@ class Tx:
         self._cur.execute(self._sql(sql), tuple(params))
         return int(self._cur.rowcount or 0)
 
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> int:
+        """``sql`` once per row; the rows it changed, summed (both drivers add them up)."""
+        if not rows:
+            return 0
+        self._cur.executemany(self._sql(sql), [tuple(r) for r in rows])
+        return int(self._cur.rowcount or 0)
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         self._cur.execute(self._sql(sql), tuple(params))

@@ -200,13 +200,11 @@ class FeedStore(StoreBase):
         t = rec.polled_at.timestamp()
         with self.db.transaction() as tx:
             self._update_feed(tx, rec)
-            n_articles = 0
-            for a in rec.articles:
-                n_articles += tx.execute(
-                    f"INSERT INTO articles ({rows.ARTICLE_COLUMNS}) VALUES "
-                    f"({','.join('?' * 19)}) ON CONFLICT DO NOTHING",
-                    rows.article_params(a, rec.feed_id),
-                )
+            n_articles = tx.executemany(
+                f"INSERT INTO articles ({rows.ARTICLE_COLUMNS}) VALUES "
+                f"({','.join('?' * 19)}) ON CONFLICT DO NOTHING",
+                [rows.article_params(a, rec.feed_id) for a in rec.articles],
+            )
             inserted = tuple(self._insert_alerts(tx, rec.alerts))
             created = tuple(self._insert_deliveries(tx, rec.deliveries, set(inserted)))
             bucket = t - t % POLL_BUCKET
