@@ -188,3 +188,29 @@ def test_loaded_scorer_is_kept_off_the_cyclic_collector_and_a_replaced_one_is_fr
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_scoring_a_batch_runs_no_automatic_collection_once_a_scorer_is_loaded() -> None:
+    import gc
+
+    from monitor.score import load_scorer
+
+    before = gc.get_threshold()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    try:
+        scorer = load_scorer(model="none", rule_paths=["rules"], channels=None)
+        batch = [article(f"Report {i}", THREE_TOPICS) for i in range(100)]
+        gc.collect()
+        gc.callbacks.append(count)
+        scored = scorer.score(batch)
+        gc.callbacks.remove(count)
+        assert sum(len(s.matches) for s in scored) >= 100  # a batch that keeps its matches
+        assert collections == []
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
