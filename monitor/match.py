@@ -35,6 +35,7 @@ from monitor.matchnodes import (
     Node,
     compile_group,
     needs_term,
+    new_tuple,
     positive_atoms,
     ranked_fields,
     rule_score,
@@ -465,7 +466,7 @@ class RuleSet:
         rule = c.rule
         # The fields in RuleMatch's order; tuple.__new__ skips the named tuple's __new__, a
         # Python function (an interpreter frame per match, even from compiled code).
-        return tuple.__new__(
+        match: RuleMatch = new_tuple(
             RuleMatch,
             (
                 rule.id,
@@ -478,3 +479,4 @@ class RuleSet:
                 self._explanation(c, ctx, article) if explain else None,
             ),
         )
+        return match

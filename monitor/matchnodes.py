@@ -70,10 +70,15 @@ def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted((FIELD_RANK[f], f) for f in fields))
 
 
+# tuple.__new__, looked up once: compiled, ``tuple.__new__(...)`` fetches the attribute per call.
+new_tuple: Callable[..., Any] = tuple.__new__
+
+
 def _hit(field_name: str, term: str, start: int, end: int, matched: str) -> TermHit:
     """``TermHit(...)`` without the named tuple's ``__new__``, a Python function: one
     interpreter frame per hit otherwise, even from compiled code."""
-    return tuple.__new__(TermHit, (field_name, term, start, end, matched))
+    hit: TermHit = new_tuple(TermHit, (field_name, term, start, end, matched))
+    return hit
 
 
 @dataclass(slots=True)
