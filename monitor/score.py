@@ -54,7 +54,7 @@ def load_scorer(
 # ran about every eight articles and walked them all, then again in the next generation: 37 us
 # an article at 10,000 rules, measured with ``gc.callbacks``, to find nothing (reference counting
 # frees a batch's objects). At 10,000 a batch of 100 articles runs none; cycles, which nothing
-# here makes, wait for the next 10,000 allocations. A higher setting of the operator's is kept.
+# here makes, wait for the next 10,000 allocations. A higher threshold already set is kept.
 YOUNG_COLLECTION_THRESHOLD = 10_000
 
 
