@@ -19,7 +19,7 @@ FIELD_RANK = {f: i for i, f in enumerate(FIELDS)}
 HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
 
 # ASCII code -> is it a word character (letters, digits, underscore)?
-_ASCII_WORD = np.array([chr(i).isalnum() or chr(i) == "_" for i in range(128)], dtype=bool)
+_ASCII_WORD = np.array([is_word_char(chr(i)) for i in range(128)], dtype=bool)
 # For bytes.translate: each ASCII byte -> 1 if a word character, else 0.
 _ASCII_WORD_BYTES = bytes(int(i < 128 and bool(_ASCII_WORD[i])) for i in range(256))
 
