@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import feedparser
 import feedparser.mixin
@@ -25,6 +24,7 @@ from monitor.normalize import normalize
 from monitor.parse import parse_feed
 from monitor.types import FeedState
 
+import feedreading
 from feedserver import Route, serve
 
 URL = "https://news.example/feeds/world.xml"
@@ -195,44 +195,15 @@ async def test_every_corpus_file_is_fetched_parsed_and_normalised_without_crashi
     assert outcome["clean"] > 1800
 
 
-# How a feed file reads, as plain JSON: every dict with the keys it really stores (a
-# FeedParserDict re-maps alias keys such as ``url`` when rebuilt, which would hide a copy that kept
-# one). Run here, with parse.py's copy in place, and in a fresh interpreter that never imports
-# monitor: feedparser as it ships, deep copies and all.
-_READ_FEEDS = """
-import io, json, sys, time
-import feedparser
-
-
-def plain(obj):
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in dict.items(obj)}
-    if isinstance(obj, (list, tuple, time.struct_time)):
-        return [plain(v) for v in obj]
-    return obj if obj is None or isinstance(obj, (str, int, float, bool)) else repr(obj)
-
-
-def read(paths):
-    out = []
-    for path in paths:
-        with open(path, "rb") as f:
-            body = io.BytesIO(f.read())
-        doc = feedparser.parse(body, sanitize_html=False, resolve_relative_uris=False)
-        out.append(json.dumps(plain([doc.get("feed"), doc.get("entries")]), sort_keys=True))
-    return out
-"""
-
-
 @pytest.mark.skipif(not CORPUS.is_dir(), reason=f"feedparser corpus not found at {CORPUS}")
 def test_shallow_copies_of_content_parameters_parse_every_corpus_file_as_deep_copies_do() -> None:
     assert feedparser.mixin.copy is not copy  # parse.py's copy is in place
     files = [str(p) for p in sorted(CORPUS.rglob("*.xml")) if p.is_file()]
     assert len(files) > 2000
-    reader: dict[str, Any] = {}
-    exec(_READ_FEEDS, reader)
-    ours = reader["read"](files)
+    ours = feedreading.read(files)  # here, with parse.py's copy in place
+    # A fresh interpreter that never imports monitor: feedparser as it ships, deep copies and all.
     shipped = subprocess.run(
-        [sys.executable, "-c", _READ_FEEDS + "print(json.dumps(read(sys.argv[1:])))", *files],
+        [sys.executable, feedreading.__file__, *files],
         capture_output=True,
         check=True,
         text=True,
