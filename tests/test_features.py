@@ -74,6 +74,20 @@ def test_small_batches_and_batches_split_in_parts_give_the_same_matrix(
     assert_same(vectorizer, texts[:100])
 
 
+@pytest.mark.parametrize("cells_narrow", [False, True])
+def test_keys_past_the_int32_range_are_sorted_as_int64(
+    monkeypatch: pytest.MonkeyPatch, cells_narrow: bool
+) -> None:
+    texts = corpus_texts()[:100]
+    vectorizer = fitted(corpus_texts(), ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+    features = TokenFeatures(vectorizer)
+    cells = len(texts) * features.n_features
+    assert cells < features.n_words**2 * len(texts)  # so a limit can sit between the two
+    # As if the bigram keys (and, but for cells_narrow, the cells too) went past int32.
+    monkeypatch.setattr(monitor.features, "INT32_LIMIT", cells if cells_narrow else 0)
+    assert_same(vectorizer, texts)
+
+
 def test_unsupported_vectorisers_use_the_plain_path() -> None:
     texts = corpus_texts()[:200]
     vectorizer = fitted(texts, binary=True)
