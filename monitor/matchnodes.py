@@ -214,7 +214,8 @@ class Context:
         starts = self._words.get(field_name)
         if starts is None:
             starts = self._words[field_name] = word_starts(self.texts.get(field_name, ""))
-        found = np.searchsorted(starts, [s for s, _e in spans], side="right") - 1
+        # The array's own method: ``np.searchsorted`` is a Python function around it.
+        found = starts.searchsorted([s for s, _e in spans], side="right") - 1
         positions: list[int] = found.tolist()
         return positions
 
@@ -262,16 +263,20 @@ def word_starts(text: str) -> Any:
         # Codes past ASCII are clipped to DEL (not a word character), then tested one by one
         # where few (curly quotes, dashes, accents), or once per distinct character.
         word = _ASCII_WORD.take(codes, mode="clip").view(np.int8)
-        high = np.flatnonzero(codes > 127)
+        high = (codes > 127).nonzero()[0]
         if high.size > 256:
             distinct, where = np.unique(codes[high], return_inverse=True)
             tested = np.array([is_word_char(chr(c)) for c in distinct.tolist()], dtype=np.int8)
             word[high] = tested[where]
         elif high.size:
             word[high] = [is_word_char(chr(c)) for c in codes[high].tolist()]
-    # A run starts where a word character follows a non-word character (or the start).
-    starts = np.flatnonzero(word[1:] > word[:-1]) + 1
-    return np.concatenate(([0], starts)) if word[0] else starts
+    # A run starts where a word character follows a non-word character (or the start): the
+    # mask after a leading 0, compared with itself one place on. Array methods throughout
+    # (``np.flatnonzero`` and ``np.concatenate`` are Python functions around them).
+    padded = np.zeros(len(word) + 1, dtype=np.int8)
+    padded[1:] = word
+    starts = (padded[1:] > padded[:-1]).nonzero()[0]
+    return starts
 
 
 def within_window(positions: Sequence[Sequence[int]], within: int) -> bool:
