@@ -5,9 +5,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 CONFIG ?= examples/monitor.toml
 PYTEST_ARGS ?=
-# The modules mypyc compiles at install time (listed once, in monitor/build.py): editing one
-# re-installs the project, so tests never run a stale compiled copy.
-COMPILED := $(shell $(PYTHON) -c "import runpy; print(' '.join(runpy.run_path('monitor/build.py')['SOURCES']))")
+# The sources compiled at install time (listed once, in monitor/build.py: mypyc's modules and the
+# C extensions): editing one re-installs the project, so tests never run a stale compiled copy.
+COMPILED := $(shell $(PYTHON) -c "import runpy; b = runpy.run_path('monitor/build.py'); print(' '.join(b['SOURCES'] + b['C_SOURCES']))")
 
 .PHONY: run test lint typecheck pytest bench bench-json lock clean demo
 

@@ -1,9 +1,10 @@
-"""Which modules are compiled to C (mypyc) at install time, and whether they are.
+"""Which modules are compiled to C at install time, and whether they are.
 
-``SOURCES`` is the one list: ``setup.py`` compiles these files and the Makefile re-installs the
-project when one changes. Where a compiled copy is older than its source (a checkout edited and
-not re-installed), Python would still import the compiled one; :func:`stale` names them, so the
-test suite and the daemon can say so instead of running old code.
+``SOURCES`` (compiled by mypyc) and ``C_SOURCES`` (C extensions) are the one list: ``setup.py``
+compiles these files and the Makefile re-installs the project when one changes. Where a compiled
+copy is older than its source (a checkout edited and not re-installed), Python would still import
+the compiled one; :func:`stale` names them, so the test suite and the daemon can say so instead of
+running old code.
 """
 
 from __future__ import annotations
@@ -14,10 +15,17 @@ from pathlib import Path
 # The rule matcher, whose per-article work grows with the matches, and the tokeniser it shares with
 # the classifier (docs/benchmarks.md).
 SOURCES = ("monitor/text.py", "monitor/matchnodes.py", "monitor/match.py")
+# Where a long field's tokens stand, in one pass (the matcher's evidence; docs/benchmarks.md).
+C_SOURCES = ("monitor/_scan.c",)
 
 
 def modules() -> tuple[str, ...]:
-    return tuple(s.removesuffix(".py").replace("/", ".") for s in SOURCES)
+    return tuple(_sources())
+
+
+def _sources() -> dict[str, str]:
+    """Module -> the file name of its source."""
+    return {s.rsplit(".", 1)[0].replace("/", "."): s.rsplit("/", 1)[1] for s in SOURCES + C_SOURCES}
 
 
 def _extension(name: str) -> Path | None:
@@ -35,9 +43,9 @@ def compiled() -> dict[str, bool]:
 def stale() -> list[str]:
     """The compiled modules whose source file beside them is newer than the extension."""
     out = []
-    for name in modules():
+    for name, source in _sources().items():
         ext = _extension(name)
-        if ext is not None and older(ext, ext.parent / f"{name.rsplit('.', 1)[1]}.py"):
+        if ext is not None and older(ext, ext.parent / source):
             out.append(name)
     return out
 

@@ -206,8 +206,11 @@ class _TokenIndex:
 
     words: dict[str, _Word]
 
-    def find(self, words: list[str], present: set[str], matched: set[int]) -> list[int]:
-        """Add the one-word terms present to ``matched``; return the phrases whose first two
+    def find(
+        self, words: list[str], present: set[str], matched: set[int], hits: set[str]
+    ) -> list[int]:
+        """Add the one-word terms present to ``matched``, and to ``hits`` the words that
+        their occurrences and the phrases' are found from; return the phrases whose first two
         words are in the text, candidates for confirmation. With few phrases on the words
         present each is checked; with many, one walk over the text's tokens finds the phrases
         whose first two words stand next to each other, which rules out far more."""
@@ -222,22 +225,27 @@ class _TokenIndex:
                 continue
             if entry.singles:
                 matched.update(entry.singles)
+                hits.add(word)
             if entry.firsts:
                 starting[word] = entry
         if len(starting) <= PAIRS_FROM:
-            return [
-                atom
-                for entry in starting.values()
-                for atom, seconds in entry.firsts
-                if not present.isdisjoint(seconds)
-            ]
+            out = []
+            for word, entry in starting.items():
+                for atom, seconds in entry.firsts:
+                    if not present.isdisjoint(seconds):
+                        out.append(atom)
+                        hits.add(word)
+            return out
         found: set[int] = set()
         after: dict[str, tuple[int, ...]] | None = None
+        before = ""
         for word in words:
             if after is not None and (atoms := after.get(word)) is not None:
                 found.update(atoms)
+                hits.add(before)
             start = starting.get(word)  # a small table: the phrase starts present
             after = start.follows if start is not None else None
+            before = word
         return sorted(found)
 
 
@@ -360,7 +368,8 @@ class RuleSet:
                 words = given_words if isinstance(given_words, list) else list(given_words)
             present = token_sets[field] = set(words)
             token_lists[field] = words
-            phrases.extend((atom, field) for atom in index.find(words, present, matched))
+            hits = ctx.wanted[field] = set()
+            phrases.extend((atom, field) for atom in index.find(words, present, matched, hits))
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
             if not text:

@@ -17,6 +17,27 @@ from monitor.types import TermHit
 FIELDS = ("title", "text", "url", "source", "tags")
 FIELD_RANK = {f: i for i, f in enumerate(FIELDS)}
 HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
+# From this many characters on, a field's terms are found where its tokens stand (one pass of the
+# C extension over the text) rather than by a search of the text per term.
+PLACES_FROM = 400
+
+# token -> [index among the field's tokens, offset in its text, index, offset, ...] of the
+# wanted tokens of a field, from monitor/_scan.c
+Places = dict[str, list[int]]
+TokenPlaces = Callable[[str, list[str], set[str]], Places | None]
+
+
+def _token_places() -> TokenPlaces | None:
+    """The C extension's ``token_places``, or None where the project was installed without
+    compiling (``MONITOR_PURE_PYTHON=1``): terms are then found by searching the text."""
+    try:
+        from monitor._scan import token_places
+    except ImportError:
+        return None
+    return token_places
+
+
+TOKEN_PLACES = _token_places()
 
 # ASCII code -> is it a word character (letters, digits, underscore)?
 _ASCII_WORD = np.array([is_word_char(chr(i)) for i in range(128)], dtype=bool)
@@ -99,6 +120,10 @@ class Context:
     _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
     _words: dict[str, Any] = field(default_factory=dict)  # field -> word_starts
     lowered: dict[str, str] = field(default_factory=dict)  # field -> its text lower-cased
+    # field -> the tokens whose places a term's occurrences are found from: the forms of its
+    # one-word terms present, the first words of the phrases that may be present
+    wanted: dict[str, set[str]] = field(default_factory=dict)
+    _places: dict[str, Places | None] = field(default_factory=dict)
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
         key = (atom_id, field_name)
@@ -136,7 +161,9 @@ class Context:
         """Is this phrase (its first words seen as tokens) really in the field?"""
         atom, tokens = self.atoms[atom_id], self.present.get(field_name)
         pair = atom.pair
-        if pair is not None and tokens is not None:
+        # Where the tokens' places are known, _find tries the phrase only where its first two
+        # words stand next to each other, with no search of the text.
+        if pair is not None and tokens is not None and self.places(field_name) is None:
             # Most occurrences are written with single spaces: str.find settles those.
             low = self.low(field_name)
             spaced = [phrase for phrase, last in atom.spaced if last in tokens]
@@ -162,6 +189,10 @@ class Context:
         if len(low) != len(text):  # lower() changed offsets: rare, slow path
             finder = self.term_regex(atom)[0]
             return [m.span() for m in itertools.islice(finder.finditer(text), limit)]
+        if atom.forms or atom.pair is not None:
+            places = self.places(field_name)
+            if places is not None:
+                return self._placed(atom, field_name, low, places, limit)
         tokens = self.present.get(field_name)
         if atom.forms and tokens is not None:
             # A one-word term occurs where one of its forms is a whole token, and the field's
@@ -197,6 +228,62 @@ class Context:
             if len(out) >= limit:
                 break
             pos = m.end()
+        return out
+
+    def places(self, field_name: str) -> Places | None:
+        """Where the field's wanted tokens stand, from one pass over a long field. None for a
+        short field, one whose offsets lower-casing changed, or without the C extension."""
+        if field_name in self._places:
+            return self._places[field_name]
+        found: Places | None = None
+        words, wanted = self.words.get(field_name), self.wanted.get(field_name)
+        if TOKEN_PLACES is not None and words is not None and wanted is not None:
+            low = self.low(field_name)
+            if len(low) >= PLACES_FROM and len(low) == len(self.texts[field_name]):
+                found = TOKEN_PLACES(low, words, wanted)
+        self._places[field_name] = found
+        return found
+
+    def _placed(
+        self, atom: Atom, field_name: str, low: str, places: Places, limit: int
+    ) -> list[tuple[int, int]]:
+        """:meth:`_find` of a token-keyed term from where the tokens stand. A one-word term
+        occurs where one of its forms is a token; a phrase where its first word is a token
+        followed by the token of its second word (only separators lie between the words of a
+        phrase), which its pattern then confirms at that offset."""
+        out: list[tuple[int, int]] = []
+        pair = atom.pair
+        if pair is None:
+            found = 0
+            for form in atom.forms:
+                at = places.get(form)
+                if at is not None:
+                    found += 1
+                    n = len(form)
+                    for k in range(1, min(len(at), 2 * limit), 2):
+                        start = at[k]
+                        out.append((start, start + n))
+            if found > 1:
+                out.sort()
+                del out[limit:]
+            return out
+        at = places.get(pair[0])
+        if at is None:
+            return out
+        words, seconds = self.words[field_name], pair[1]
+        last = len(words) - 1
+        search = self.term_regex(atom)[1]
+        end = 0  # occurrences do not overlap: the next starts after the last one's end
+        for k in range(0, len(at), 2):
+            i, start = at[k], at[k + 1]
+            if start < end or i == last or words[i + 1] not in seconds:
+                continue
+            m = search.match(low, start)
+            if m is not None:
+                end = m.end()
+                out.append((start, end))
+                if len(out) >= limit:
+                    break
         return out
 
     def low(self, field_name: str) -> str:

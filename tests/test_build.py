@@ -1,4 +1,4 @@
-"""The matcher's modules are compiled (mypyc) where the build says so, and never stale."""
+"""The matcher's modules are compiled (mypyc, C) where the build says so, and never stale."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_listed_sources_are_package_modules() -> None:
-    for source in build.SOURCES:
+    for source in build.SOURCES + build.C_SOURCES:
         assert (ROOT / source).is_file(), source
-    assert build.modules() == tuple(s.removesuffix(".py").replace("/", ".") for s in build.SOURCES)
+    assert build.modules() == (
+        *(s.removesuffix(".py").replace("/", ".") for s in build.SOURCES),
+        *(s.removesuffix(".c").replace("/", ".") for s in build.C_SOURCES),
+    )
     assert all(m.startswith("monitor.") for m in build.modules())
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor import match, matchnodes
 from monitor.inflect import forms
 from monitor.match import RuleSet
 from monitor.matchnodes import rule_score, term_strength, word_starts
@@ -415,7 +418,42 @@ _rule = st.one_of(
 )
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def needs_c_pass() -> matchnodes.TokenPlaces:
+    """The C extension's pass; skips where the project was installed without compiling."""
+    if matchnodes.TOKEN_PLACES is None:
+        if os.environ.get("MONITOR_TEST_COMPILED_REQUIRED") == "1":
+            pytest.fail("MONITOR_TEST_COMPILED_REQUIRED=1 but monitor._scan is not built")
+        pytest.skip("installed without compiling (MONITOR_PURE_PYTHON=1?)")
+    return matchnodes.TOKEN_PLACES
+
+
+@pytest.fixture(params=["places", "places-walk", "search"])
+def term_finding(request: pytest.FixtureRequest, monitoring: pytest.MonkeyPatch) -> str:
+    """How the matcher finds a term's occurrences: from where the tokens stand (the C pass,
+    here on every field whatever its length; with "walk", phrases are picked by a walk over
+    the tokens, as where many phrase starts are present) or by searching the text (as
+    without the C extension, or on short fields)."""
+    if request.param.startswith("places"):
+        needs_c_pass()
+        monitoring.setattr(matchnodes, "PLACES_FROM", 0)
+        if request.param == "places-walk":
+            monitoring.setattr(match, "PAIRS_FROM", 0)
+    else:
+        monitoring.setattr(matchnodes, "TOKEN_PLACES", None)
+    return str(request.param)
+
+
+@pytest.fixture
+def monitoring() -> Iterator[pytest.MonkeyPatch]:
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+@settings(
+    max_examples=250,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     specs=st.lists(_rule, min_size=1, max_size=4),
     articles=st.lists(
@@ -432,7 +470,9 @@ _rule = st.one_of(
     ),
 )
 def test_compiled_matcher_agrees_with_reference(
-    specs: list[dict[str, object]], articles: list[tuple[str, str, str, list[str], str, float]]
+    term_finding: str,
+    specs: list[dict[str, object]],
+    articles: list[tuple[str, str, str, list[str], str, float]],
 ) -> None:
     rules = [Rule.from_spec(f"r{i}", "x", RuleSpec.model_validate(s)) for i, s in enumerate(specs)]
     rs = RuleSet.compile(rules)
@@ -470,3 +510,48 @@ def test_a_condition_too_deep_to_generate_code_for_is_still_evaluated() -> None:
 
     assert test({0, 1}, {}, ctx({0, 1})) is True
     assert test(set(), {}, ctx(set())) is False
+
+
+def test_a_long_fields_terms_are_found_where_its_tokens_stand() -> None:
+    rs = ruleset(
+        r={"topic": "t", "any": ["ban", "troop movement", "gas"], "fields": ["text"]},
+        s={"topic": "t", "near": {"terms": ["ban", "border"], "within": 3}},
+    )
+    filler = "Nothing to report here today. " * 14  # past PLACES_FROM characters
+    text = f"{filler}Troop movements near the border; a ban, bans and banned. A troop movement."
+    assert len(text) >= matchnodes.PLACES_FROM
+    passes: list[str] = []
+    c_pass = needs_c_pass()
+
+    def counted(low: str, words: list[str], wanted: set[str]) -> matchnodes.Places | None:
+        passes.append(low)
+        return c_pass(low, words, wanted)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(matchnodes, "TOKEN_PLACES", counted)
+        placed = rs.match(article("Border ban", text), {})
+        patch.setattr(matchnodes, "TOKEN_PLACES", None)
+        searched = rs.match(article("Border ban", text), {})
+    assert len(passes) == 1  # the text, once for every term; the short title is searched
+    assert placed == searched
+    hits = {m.rule: [(h.field, h.matched, h.start) for h in m.hits] for m in placed}
+    at = text.index("Troop movements")
+    assert hits["r"] == [
+        ("text", "Troop movements", at),
+        ("text", "ban", text.index("ban,")),
+        ("text", "bans", text.index("bans")),
+        ("text", "banned", text.index("banned")),
+        ("text", "troop movement", text.index("troop movement.")),
+    ]
+
+
+def test_a_phrases_occurrences_do_not_overlap(term_finding: str) -> None:
+    rules = [
+        Rule.from_spec("r", "r.yaml", RuleSpec.model_validate({"topic": "t", "any": ["=ban ban"]}))
+    ]
+    a = article("", "ban ban ban ban ban, then ban-ban")
+    (m,) = RuleSet.compile(rules).match(a, {})
+    assert [(h.start, h.end) for h in m.hits] == [(0, 7), (8, 15), (26, 33)]
+    assert [(h.field, h.start, h.end, h.matched) for h in m.hits] == reference_evidence(
+        rules, a, {}
+    )["r"]

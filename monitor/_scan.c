@@ -1,0 +1,166 @@
+/* Where a text's wanted tokens stand, in one pass over its characters.
+ *
+ * token_places(low, words, wanted) walks `low` (a lower-cased text) once, finds its tokens
+ * (maximal runs of two or more word characters: what monitor.text.tokenize_lower splits it
+ * into, and `words` is) and returns, for each token in `wanted`, where it stands:
+ *
+ *   {token: [index, offset, index, offset, ...]}   index among the tokens, offset in `low`
+ *
+ * (one flat list a token: a pair of objects per occurrence would cost more than the lookup they
+ * serve), or None when the runs do not line up with `words` (a caller's tokens of another text):
+ * the caller then searches the text instead. A word character is what `\w` matches in a str
+ * pattern (str.isalnum() or "_", as monitor.text.is_word_char). The rule matcher calls it once
+ * per long field instead of searching the text once per term (monitor/matchnodes.py,
+ * Context.places).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* ASCII code -> is it a word character; filled when the module loads. */
+static unsigned char ascii_word[128];
+
+#define IS_WORD(ch) ((ch) < 128 ? ascii_word[(ch)] : Py_UNICODE_ISALNUM(ch))
+
+/* Append index and offset to places[word], creating the list. 0 on success, -1 on error. */
+static int
+note(PyObject *places, PyObject *word, Py_ssize_t index, Py_ssize_t offset)
+{
+    PyObject *at = PyDict_GetItemWithError(places, word); /* borrowed */
+    if (at == NULL) {
+        if (PyErr_Occurred()) {
+            return -1;
+        }
+        at = PyList_New(0);
+        if (at == NULL) {
+            return -1;
+        }
+        int failed = PyDict_SetItem(places, word, at);
+        Py_DECREF(at); /* the dictionary holds it */
+        if (failed) {
+            return -1;
+        }
+    }
+    PyObject *i = PyLong_FromSsize_t(index);
+    if (i == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(at, i);
+    Py_DECREF(i);
+    if (failed) {
+        return -1;
+    }
+    PyObject *o = PyLong_FromSsize_t(offset);
+    if (o == NULL) {
+        return -1;
+    }
+    failed = PyList_Append(at, o);
+    Py_DECREF(o);
+    return failed;
+}
+
+/* One pass's state: the tokens seen so far and where the wanted ones stand. */
+typedef struct {
+    PyObject *words, *wanted, *places;
+    Py_ssize_t n_words, k;
+} Pass;
+
+/* A token at [i, j): 0 to go on, 1 when the tokens do not line up with `words`, -1 on error. */
+static int
+token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
+{
+    if (pass->k >= pass->n_words) {
+        return 1;
+    }
+    PyObject *word = PyList_GET_ITEM(pass->words, pass->k);
+    if (!PyUnicode_Check(word) || PyUnicode_GET_LENGTH(word) != j - i) {
+        return 1;
+    }
+    int found = PySet_Contains(pass->wanted, word);
+    if (found < 0 || (found && note(pass->places, word, pass->k, i) < 0)) {
+        return -1;
+    }
+    pass->k++;
+    return 0;
+}
+
+/* The runs of two or more word characters of one string representation (UCS1, UCS2, UCS4). */
+#define SCAN(TYPE)                                                          \
+    do {                                                                    \
+        const TYPE *text = (const TYPE *)data;                              \
+        Py_ssize_t i = 0;                                                   \
+        while (i < n) {                                                     \
+            if (!IS_WORD(text[i])) {                                        \
+                i++;                                                        \
+                continue;                                                   \
+            }                                                               \
+            Py_ssize_t j = i + 1;                                           \
+            while (j < n && IS_WORD(text[j])) {                             \
+                j++;                                                        \
+            }                                                               \
+            if (j - i > 1 && (status = token(&pass, i, j)) != 0) {          \
+                break;                                                      \
+            }                                                               \
+            i = j;                                                          \
+        }                                                                   \
+    } while (0)
+
+static PyObject *
+token_places(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "token_places(low, words, wanted) takes 3 arguments");
+        return NULL;
+    }
+    PyObject *low = args[0], *words = args[1], *wanted = args[2];
+    if (!PyUnicode_Check(low) || !PyList_Check(words) || !PyAnySet_Check(wanted)) {
+        PyErr_SetString(PyExc_TypeError, "token_places(str, list[str], set[str])");
+        return NULL;
+    }
+    Pass pass = {words, wanted, PyDict_New(), PyList_GET_SIZE(words), 0};
+    if (pass.places == NULL) {
+        return NULL;
+    }
+    const void *data = PyUnicode_DATA(low);
+    const Py_ssize_t n = PyUnicode_GET_LENGTH(low);
+    int status = 0;
+    switch (PyUnicode_KIND(low)) {
+    case PyUnicode_1BYTE_KIND:
+        SCAN(Py_UCS1);
+        break;
+    case PyUnicode_2BYTE_KIND:
+        SCAN(Py_UCS2);
+        break;
+    default:
+        SCAN(Py_UCS4);
+        break;
+    }
+    if (status < 0) {
+        Py_DECREF(pass.places);
+        return NULL;
+    }
+    if (status > 0 || pass.k != pass.n_words) {
+        Py_DECREF(pass.places);
+        Py_RETURN_NONE;
+    }
+    return pass.places;
+}
+
+static PyMethodDef methods[] = {
+    {"token_places", (PyCFunction)(void (*)(void))token_places, METH_FASTCALL,
+     "token_places(low, words, wanted) -> {token: [index, offset, ...]} | None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_scan", "Where a text's tokens stand, in one pass.", -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__scan(void)
+{
+    for (int c = 0; c < 128; c++) {
+        ascii_word[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '_';
+    }
+    return PyModule_Create(&module);
+}
