@@ -4,10 +4,11 @@
  * (maximal runs of two or more word characters: what monitor.text.tokenize_lower splits it
  * into, and `words` is) and returns, for each token in `wanted`, where it stands:
  *
- *   {token: [index, offset, index, offset, ...]}   index among the tokens, offset in `low`
+ *   {token: [index, offset, word, index, offset, word, ...]}
  *
- * (one flat list a token: a pair of objects per occurrence would cost more than the lookup they
- * serve), or None when the runs do not line up with `words` (a caller's tokens of another text):
+ * index among the tokens, offset in `low`, word: index among all runs of word characters (as
+ * `\w+` finds them, one-character words included: what `near` counts). One flat list a token:
+ * a tuple per occurrence would cost more than the lookup it serves. Or None when the runs do not line up with `words` (a caller's tokens of another text):
  * the caller then searches the text instead. A word character is what `\w` matches in a str
  * pattern (str.isalnum() or "_", as monitor.text.is_word_char). The rule matcher calls it once
  * per long field instead of searching the text once per term (monitor/matchnodes.py,
@@ -21,9 +22,22 @@ static unsigned char ascii_word[128];
 
 #define IS_WORD(ch) ((ch) < 128 ? ascii_word[(ch)] : Py_UNICODE_ISALNUM(ch))
 
-/* Append index and offset to places[word], creating the list. 0 on success, -1 on error. */
+/* Append one number to a list. 0 on success, -1 on error. */
 static int
-note(PyObject *places, PyObject *word, Py_ssize_t index, Py_ssize_t offset)
+append(PyObject *list, Py_ssize_t value)
+{
+    PyObject *number = PyLong_FromSsize_t(value);
+    if (number == NULL) {
+        return -1;
+    }
+    int failed = PyList_Append(list, number);
+    Py_DECREF(number);
+    return failed;
+}
+
+/* Append index, offset and run to places[word], creating the list. 0 on success, -1 on error. */
+static int
+note(PyObject *places, PyObject *word, Py_ssize_t index, Py_ssize_t offset, Py_ssize_t run)
 {
     PyObject *at = PyDict_GetItemWithError(places, word); /* borrowed */
     if (at == NULL) {
@@ -40,28 +54,16 @@ note(PyObject *places, PyObject *word, Py_ssize_t index, Py_ssize_t offset)
             return -1;
         }
     }
-    PyObject *i = PyLong_FromSsize_t(index);
-    if (i == NULL) {
+    if (append(at, index) < 0 || append(at, offset) < 0) {
         return -1;
     }
-    int failed = PyList_Append(at, i);
-    Py_DECREF(i);
-    if (failed) {
-        return -1;
-    }
-    PyObject *o = PyLong_FromSsize_t(offset);
-    if (o == NULL) {
-        return -1;
-    }
-    failed = PyList_Append(at, o);
-    Py_DECREF(o);
-    return failed;
+    return append(at, run);
 }
 
 /* One pass's state: the tokens seen so far and where the wanted ones stand. */
 typedef struct {
     PyObject *words, *wanted, *places;
-    Py_ssize_t n_words, k;
+    Py_ssize_t n_words, k, run; /* tokens, and runs of word characters, seen so far */
 } Pass;
 
 /* A token at [i, j): 0 to go on, 1 when the tokens do not line up with `words`, -1 on error. */
@@ -76,14 +78,15 @@ token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
         return 1;
     }
     int found = PySet_Contains(pass->wanted, word);
-    if (found < 0 || (found && note(pass->places, word, pass->k, i) < 0)) {
+    if (found < 0 || (found && note(pass->places, word, pass->k, i, pass->run) < 0)) {
         return -1;
     }
     pass->k++;
     return 0;
 }
 
-/* The runs of two or more word characters of one string representation (UCS1, UCS2, UCS4). */
+/* The runs of word characters of one string representation (UCS1, UCS2, UCS4); the tokens are
+ * those of two or more. */
 #define SCAN(TYPE)                                                          \
     do {                                                                    \
         const TYPE *text = (const TYPE *)data;                              \
@@ -100,6 +103,7 @@ token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
             if (j - i > 1 && (status = token(&pass, i, j)) != 0) {          \
                 break;                                                      \
             }                                                               \
+            pass.run++;                                                     \
             i = j;                                                          \
         }                                                                   \
     } while (0)
@@ -116,7 +120,7 @@ token_places(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "token_places(str, list[str], set[str])");
         return NULL;
     }
-    Pass pass = {words, wanted, PyDict_New(), PyList_GET_SIZE(words), 0};
+    Pass pass = {words, wanted, PyDict_New(), PyList_GET_SIZE(words), 0, 0};
     if (pass.places == NULL) {
         return NULL;
     }
@@ -147,7 +151,7 @@ token_places(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef methods[] = {
     {"token_places", (PyCFunction)(void (*)(void))token_places, METH_FASTCALL,
-     "token_places(low, words, wanted) -> {token: [index, offset, ...]} | None"},
+     "token_places(low, words, wanted) -> {token: [index, offset, word, ...]} | None"},
     {NULL, NULL, 0, NULL},
 };
 

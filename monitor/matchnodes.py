@@ -21,8 +21,9 @@ HITS_PER_TERM = 3  # occurrences of one term in one field kept as evidence
 # C extension over the text) rather than by a search of the text per term.
 PLACES_FROM = 400
 
-# token -> [index among the field's tokens, offset in its text, index, offset, ...] of the
-# wanted tokens of a field, from monitor/_scan.c
+# token -> [index among the field's tokens, offset in its text, word position (among the runs
+# of word characters, as ``near`` counts), index, offset, position, ...] of the wanted tokens of
+# a field, from monitor/_scan.c
 Places = dict[str, list[int]]
 TokenPlaces = Callable[[str, list[str], set[str]], Places | None]
 
@@ -245,12 +246,19 @@ class Context:
         return found
 
     def _placed(
-        self, atom: Atom, field_name: str, low: str, places: Places, limit: int
+        self,
+        atom: Atom,
+        field_name: str,
+        low: str,
+        places: Places,
+        limit: int,
+        positions: list[int] | None = None,
     ) -> list[tuple[int, int]]:
-        """:meth:`_find` of a token-keyed term from where the tokens stand. A one-word term
-        occurs where one of its forms is a token; a phrase where its first word is a token
-        followed by the token of its second word (only separators lie between the words of a
-        phrase), which its pattern then confirms at that offset."""
+        """:meth:`_find` of a token-keyed term from where the tokens stand (and the word
+        position of each occurrence added to ``positions``). A one-word term occurs where one
+        of its forms is a token; a phrase where its first word is a token followed by the token
+        of its second word (only separators lie between the words of a phrase), which its
+        pattern then confirms at that offset."""
         out: list[tuple[int, int]] = []
         pair = atom.pair
         if pair is None:
@@ -260,9 +268,11 @@ class Context:
                 if at is not None:
                     found += 1
                     n = len(form)
-                    for k in range(1, min(len(at), 2 * limit), 2):
+                    for k in range(1, min(len(at), 3 * limit), 3):
                         start = at[k]
                         out.append((start, start + n))
+                        if positions is not None:
+                            positions.append(at[k + 1])
             if found > 1:
                 out.sort()
                 del out[limit:]
@@ -274,7 +284,7 @@ class Context:
         last = len(words) - 1
         search = self.term_regex(atom)[1]
         end = 0  # occurrences do not overlap: the next starts after the last one's end
-        for k in range(0, len(at), 2):
+        for k in range(0, len(at), 3):
             i, start = at[k], at[k + 1]
             if start < end or i == last or words[i + 1] not in seconds:
                 continue
@@ -282,6 +292,8 @@ class Context:
             if m is not None:
                 end = m.end()
                 out.append((start, end))
+                if positions is not None:
+                    positions.append(at[k + 2])
                 if len(out) >= limit:
                     break
         return out
@@ -295,6 +307,13 @@ class Context:
 
     def word_positions(self, atom_id: int, field_name: str) -> list[int]:
         """The word index (among runs of word characters) of each occurrence of the atom."""
+        atom = self.atoms[atom_id]
+        if (atom.forms or atom.pair is not None) and atom_id in self.matched:
+            places = self.places(field_name)
+            if places is not None:  # the pass counted the words
+                positions: list[int] = []
+                self._placed(atom, field_name, self.low(field_name), places, 1 << 30, positions)
+                return positions
         spans = self.spans(atom_id, field_name)
         if not spans:
             return []
@@ -303,8 +322,8 @@ class Context:
             starts = self._words[field_name] = word_starts(self.texts.get(field_name, ""))
         # The array's own method: ``np.searchsorted`` is a Python function around it.
         found = starts.searchsorted([s for s, _e in spans], side="right") - 1
-        positions: list[int] = found.tolist()
-        return positions
+        counted: list[int] = found.tolist()
+        return counted
 
 
 def _whole_words(low: str, words: list[str], limit: int) -> list[tuple[int, int]]:
