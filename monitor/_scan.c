@@ -16,6 +16,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 /* ASCII code -> is it a word character; filled when the module loads. */
 static unsigned char ascii_word[128];
@@ -64,11 +65,34 @@ note(PyObject *places, PyObject *word, Py_ssize_t index, Py_ssize_t offset, Py_s
 typedef struct {
     PyObject *words, *wanted, *places;
     Py_ssize_t n_words, k, run; /* tokens, and runs of word characters, seen so far */
+    /* A filter on `wanted`: bit (length % 64) of lengths[first character % 128] is set for each
+     * wanted token, so most other tokens are passed over without a set lookup. */
+    uint64_t lengths[128];
 } Pass;
 
-/* A token at [i, j): 0 to go on, 1 when the tokens do not line up with `words`, -1 on error. */
 static int
-token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
+fill_filter(Pass *pass)
+{
+    PyObject *iter = PyObject_GetIter(pass->wanted);
+    if (iter == NULL) {
+        return -1;
+    }
+    PyObject *item;
+    while ((item = PyIter_Next(iter)) != NULL) {
+        if (PyUnicode_Check(item) && PyUnicode_GET_LENGTH(item) > 0) {
+            Py_UCS4 first = PyUnicode_READ_CHAR(item, 0);
+            pass->lengths[first % 128] |= (uint64_t)1 << (PyUnicode_GET_LENGTH(item) % 64);
+        }
+        Py_DECREF(item);
+    }
+    Py_DECREF(iter);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* A token at [i, j) starting with `first`: 0 to go on, 1 when the tokens do not line up with
+ * `words`, -1 on error. */
+static int
+token(Pass *pass, Py_ssize_t i, Py_ssize_t j, Py_UCS4 first)
 {
     if (pass->k >= pass->n_words) {
         return 1;
@@ -76,6 +100,10 @@ token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
     PyObject *word = PyList_GET_ITEM(pass->words, pass->k);
     if (!PyUnicode_Check(word) || PyUnicode_GET_LENGTH(word) != j - i) {
         return 1;
+    }
+    if (!((pass->lengths[first % 128] >> ((j - i) % 64)) & 1)) {
+        pass->k++;
+        return 0;
     }
     int found = PySet_Contains(pass->wanted, word);
     if (found < 0 || (found && note(pass->places, word, pass->k, i, pass->run) < 0)) {
@@ -100,7 +128,7 @@ token(Pass *pass, Py_ssize_t i, Py_ssize_t j)
             while (j < n && IS_WORD(text[j])) {                             \
                 j++;                                                        \
             }                                                               \
-            if (j - i > 1 && (status = token(&pass, i, j)) != 0) {          \
+            if (j - i > 1 && (status = token(&pass, i, j, text[i])) != 0) {          \
                 break;                                                      \
             }                                                               \
             pass.run++;                                                     \
@@ -120,8 +148,12 @@ token_places(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "token_places(str, list[str], set[str])");
         return NULL;
     }
-    Pass pass = {words, wanted, PyDict_New(), PyList_GET_SIZE(words), 0, 0};
+    Pass pass = {words, wanted, PyDict_New(), PyList_GET_SIZE(words), 0, 0, {0}};
     if (pass.places == NULL) {
+        return NULL;
+    }
+    if (fill_filter(&pass) < 0) {
+        Py_DECREF(pass.places);
         return NULL;
     }
     const void *data = PyUnicode_DATA(low);
