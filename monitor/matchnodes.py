@@ -125,6 +125,8 @@ class Context:
     # one-word terms present, the first words of the phrases that may be present
     wanted: dict[str, set[str]] = field(default_factory=dict)
     _places: dict[str, Places | None] = field(default_factory=dict)
+    # (atom, field) -> the first HITS_PER_TERM occurrences of a phrase, found when confirming it
+    _confirmed: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
         key = (atom_id, field_name)
@@ -138,6 +140,10 @@ class Context:
         if self._spans:  # only ``near`` conditions compute every span
             found = self._spans.get((atom.id, field_name))
             if found is not None:
+                return found[:limit]
+        if self._confirmed:
+            found = self._confirmed.get((atom.id, field_name))
+            if found is not None and (limit <= HITS_PER_TERM or len(found) < HITS_PER_TERM):
                 return found[:limit]
         return self._find(atom, field_name, limit=limit)
 
@@ -162,9 +168,15 @@ class Context:
         """Is this phrase (its first words seen as tokens) really in the field?"""
         atom, tokens = self.atoms[atom_id], self.present.get(field_name)
         pair = atom.pair
-        # Where the tokens' places are known, _find tries the phrase only where its first two
-        # words stand next to each other, with no search of the text.
-        if pair is not None and tokens is not None and self.places(field_name) is None:
+        if self.places(field_name) is not None:
+            # _find tries the phrase only where its first two words stand next to each other,
+            # with no search of the text; the evidence's first occurrences are kept, as most
+            # confirmed phrases are evidence of a match next.
+            found = self._find(atom, field_name, check=False, limit=HITS_PER_TERM)
+            if found:
+                self._confirmed[(atom_id, field_name)] = found
+            return bool(found)
+        if pair is not None and tokens is not None:
             # Most occurrences are written with single spaces: str.find settles those.
             low = self.low(field_name)
             spaced = [phrase for phrase, last in atom.spaced if last in tokens]
