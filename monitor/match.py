@@ -84,6 +84,12 @@ class CompiledRule:
     # The condition is "any of these terms" and nothing else: it holds for every candidate (a
     # rule is a candidate when one of its terms is present), so a candidate needs no decide.
     implied: bool
+    # The rule's fields every match copies, as native attributes: reading them from the Rule
+    # (a Python class) is a generic attribute look-up each, per match.
+    rule_id: str
+    topic: str
+    severity: str
+    channels: tuple[str, ...]
 
     def applies_to(self, article: Article) -> bool:
         if not self.feed_names and not self.feed_tags:
@@ -105,7 +111,7 @@ class CompiledRule:
             strength = min(1.0, max(0.0, self.evidence(ctx) / (2 * self.threshold)))
         else:
             strength = term_strength(len(present))
-        prob = ctx.probs.get(self.rule.topic) if ctx.probs else None
+        prob = ctx.probs.get(self.topic) if ctx.probs else None
         p = prob or 0.0
         return rule_score(strength, p), prob
 
@@ -186,6 +192,10 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
             and root.op == "any"
             and all(isinstance(child, AtomNode) for child in root.children)
         ),
+        rule_id=rule.id,
+        topic=rule.topic,
+        severity=rule.severity,
+        channels=rule.channels,
     )
 
 
@@ -472,19 +482,18 @@ class RuleSet:
     ) -> RuleMatch:
         present = ctx.matched & c.positives
         score, prob = c.score(ctx, present)
-        rule = c.rule
         # The fields in RuleMatch's order; tuple.__new__ skips the named tuple's __new__, a
         # Python function (an interpreter frame per match, even from compiled code).
         match: RuleMatch = new_tuple(
             RuleMatch,
             (
-                rule.id,
-                rule.topic,
-                rule.severity,
+                c.rule_id,
+                c.topic,
+                c.severity,
                 score,
                 self._hits(c, ctx, present),
                 prob,
-                rule.channels,
+                c.channels,
                 self._explanation(c, ctx, article) if explain else None,
             ),
         )

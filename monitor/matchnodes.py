@@ -39,6 +39,7 @@ def _token_places() -> TokenPlaces | None:
 
 
 TOKEN_PLACES = _token_places()
+_NOT_YET: Places = {}  # Context.places: not computed yet for the field (None: none to compute)
 
 # ASCII code -> is it a word character (letters, digits, underscore)?
 _ASCII_WORD = np.array([is_word_char(chr(i)) for i in range(128)], dtype=bool)
@@ -246,8 +247,9 @@ class Context:
     def places(self, field_name: str) -> Places | None:
         """Where the field's wanted tokens stand, from one pass over a long field. None for a
         short field, one whose offsets lower-casing changed, or without the C extension."""
-        if field_name in self._places:
-            return self._places[field_name]
+        cached = self._places.get(field_name, _NOT_YET)  # one look-up: called per term and field
+        if cached is not _NOT_YET:
+            return cached
         found: Places | None = None
         words, wanted = self.words.get(field_name), self.wanted.get(field_name)
         if TOKEN_PLACES is not None and words is not None and wanted is not None:
