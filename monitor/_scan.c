@@ -1,4 +1,5 @@
-/* Where a text's wanted tokens stand, in one pass over its characters.
+/* The rule matcher's C helpers: where a text's wanted tokens stand, in one pass over its
+ * characters (token_places), and a named tuple made without tuple.__new__'s wrapper (new_tuple).
  *
  * token_places(low, words, wanted) walks `low` (a lower-cased text) once, finds its tokens
  * (maximal runs of two or more word characters: what monitor.text.tokenize_lower splits it
@@ -181,14 +182,39 @@ token_places(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     return pass.places;
 }
 
+/* new_tuple(cls, *items): an instance of `cls`, a subclass of tuple (a named tuple), holding
+ * `items`, as tuple.__new__(cls, items) makes it, without the argument tuple, the wrapper's
+ * checks and the copy: the matcher makes one per match and per piece of evidence. */
+static PyObject *
+new_tuple(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || !PyType_Check(args[0]) ||
+        !PyType_IsSubtype((PyTypeObject *)args[0], &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "new_tuple(cls, *items): cls must subclass tuple");
+        return NULL;
+    }
+    PyTypeObject *type = (PyTypeObject *)args[0];
+    PyObject *self = type->tp_alloc(type, nargs - 1);
+    if (self == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        Py_INCREF(args[i]);
+        PyTuple_SET_ITEM(self, i - 1, args[i]);
+    }
+    return self;
+}
+
 static PyMethodDef methods[] = {
+    {"new_tuple", (PyCFunction)(void (*)(void))new_tuple, METH_FASTCALL,
+     "new_tuple(cls, *items) -> cls instance holding items"},
     {"token_places", (PyCFunction)(void (*)(void))token_places, METH_FASTCALL,
      "token_places(low, words, wanted) -> {token: [index, offset, word, ...]} | None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_scan", "Where a text's tokens stand, in one pass.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_scan", "The rule matcher's C helpers.", -1, methods,
 };
 
 PyMODINIT_FUNC

@@ -14,7 +14,7 @@ import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import re2
 
@@ -47,6 +47,7 @@ from monitor.text import tokenize_lower
 from monitor.types import Article, RuleMatch, TermHit
 
 MAX_HITS = 50  # evidence kept per rule
+_RULE_MATCH: Final[type[RuleMatch]] = RuleMatch  # a C static once compiled (see new_tuple)
 _POSITION = operator.itemgetter(0, 1)
 PAIRS_FROM = 24  # first words of phrases present from which the tokens are walked in order
 
@@ -482,19 +483,17 @@ class RuleSet:
     ) -> RuleMatch:
         present = ctx.matched & c.positives
         score, prob = c.score(ctx, present)
-        # The fields in RuleMatch's order; tuple.__new__ skips the named tuple's __new__, a
-        # Python function (an interpreter frame per match, even from compiled code).
+        # The fields in RuleMatch's order; new_tuple skips the named tuple's __new__, a Python
+        # function (an interpreter frame per match, even from compiled code).
         match: RuleMatch = new_tuple(
-            RuleMatch,
-            (
-                c.rule_id,
-                c.topic,
-                c.severity,
-                score,
-                self._hits(c, ctx, present),
-                prob,
-                c.channels,
-                self._explanation(c, ctx, article) if explain else None,
-            ),
+            _RULE_MATCH,
+            c.rule_id,
+            c.topic,
+            c.severity,
+            score,
+            self._hits(c, ctx, present),
+            prob,
+            c.channels,
+            self._explanation(c, ctx, article) if explain else None,
         )
         return match

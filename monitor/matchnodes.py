@@ -6,7 +6,7 @@ import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -93,14 +93,31 @@ def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted((FIELD_RANK[f], f) for f in fields))
 
 
-# tuple.__new__, looked up once: compiled, ``tuple.__new__(...)`` fetches the attribute per call.
-new_tuple: Callable[..., Any] = tuple.__new__
+def _tuple_maker() -> Callable[..., Any]:
+    """``new_tuple(cls, *items)``: a named tuple without its ``__new__``, a Python function (an
+    interpreter frame per hit and match, even from compiled code). The C extension's makes it
+    directly; without it, ``tuple.__new__(cls, items)`` (an argument tuple and a copy more)."""
+    try:
+        from monitor import _scan
+    except ImportError:
+        return _tuple_new
+    return _scan.new_tuple
+
+
+def _tuple_new(cls: type[Any], /, *items: object) -> Any:
+    return tuple.__new__(cls, items)
+
+
+# Final: compiled, a Final module attribute is a C static rather than a look-up in the module's
+# dictionary at every use (as are _TERM_HIT here and _RULE_MATCH in match.py, per hit and match).
+new_tuple: Final[Callable[..., Any]] = _tuple_maker()
+_TERM_HIT: Final[type[TermHit]] = TermHit
 
 
 def _hit(field_name: str, term: str, start: int, end: int, matched: str) -> TermHit:
     """``TermHit(...)`` without the named tuple's ``__new__``, a Python function: one
     interpreter frame per hit otherwise, even from compiled code."""
-    hit: TermHit = new_tuple(TermHit, (field_name, term, start, end, matched))
+    hit: TermHit = new_tuple(_TERM_HIT, field_name, term, start, end, matched)
     return hit
 
 

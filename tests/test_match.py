@@ -555,3 +555,11 @@ def test_a_phrases_occurrences_do_not_overlap(term_finding: str) -> None:
     assert [(h.field, h.start, h.end, h.matched) for h in m.hits] == reference_evidence(
         rules, a, {}
     )["r"]
+
+
+def test_without_the_c_extension_named_tuples_are_made_by_tuple_new() -> None:
+    from monitor.types import TermHit
+
+    hit = matchnodes._tuple_new(TermHit, "text", "ban", 4, 7, "ban")
+    assert type(hit) is TermHit
+    assert hit == TermHit("text", "ban", 4, 7, "ban")

@@ -61,3 +61,21 @@ def test_wrong_argument_types_are_refused() -> None:
         token_places("text", ("text",), {"text"})  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         token_places("text", ["text"])  # type: ignore[call-arg]
+
+
+def test_new_tuple_makes_the_named_tuple_its_constructor_would() -> None:
+    from monitor._scan import new_tuple
+    from monitor.types import RuleMatch, TermHit
+
+    hit = new_tuple(TermHit, "text", "ban", 4, 7, "ban")
+    assert type(hit) is TermHit
+    assert hit == TermHit("text", "ban", 4, 7, "ban")
+    assert hit.start == 4 and hit.matched == "ban"
+    match = new_tuple(RuleMatch, "r", "t", "high", 0.5, (hit,), None, (), None)
+    assert match == RuleMatch("r", "t", "high", 0.5, (hit,), None, (), None)
+    assert match._replace(score=0.75).score == 0.75  # still a full named tuple
+    assert matchnodes.new_tuple is new_tuple
+    with pytest.raises(TypeError, match="subclass tuple"):
+        new_tuple(list, 1, 2)  # type: ignore[type-var]
+    with pytest.raises(TypeError):
+        new_tuple()  # type: ignore[call-arg]
