@@ -28,17 +28,19 @@ Places = dict[str, list[int]]
 TokenPlaces = Callable[[str, list[str], set[str]], Places | None]
 
 
-def _token_places() -> TokenPlaces | None:
-    """The C extension's ``token_places``, or None where the project was installed without
-    compiling (``MONITOR_PURE_PYTHON=1``): terms are then found by searching the text."""
+def _scan_module() -> Any:
+    """The C extension ``monitor._scan``, or None where the project was installed without
+    compiling (``MONITOR_PURE_PYTHON=1``): terms are then found by searching the text, and
+    named tuples made by ``tuple.__new__``."""
     try:
-        from monitor._scan import token_places
+        from monitor import _scan
     except ImportError:
         return None
-    return token_places
+    return _scan
 
 
-TOKEN_PLACES = _token_places()
+_SCAN = _scan_module()
+TOKEN_PLACES: TokenPlaces | None = _SCAN.token_places if _SCAN is not None else None
 _NOT_YET: Places = {}  # Context.places: not computed yet for the field (None: none to compute)
 
 # ASCII code -> is it a word character (letters, digits, underscore)?
@@ -93,24 +95,17 @@ def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
     return tuple(sorted((FIELD_RANK[f], f) for f in fields))
 
 
-def _tuple_maker() -> Callable[..., Any]:
-    """``new_tuple(cls, *items)``: a named tuple without its ``__new__``, a Python function (an
-    interpreter frame per hit and match, even from compiled code). The C extension's makes it
-    directly; without it, ``tuple.__new__(cls, items)`` (an argument tuple and a copy more)."""
-    try:
-        from monitor import _scan
-    except ImportError:
-        return _tuple_new
-    return _scan.new_tuple
-
-
 def _tuple_new(cls: type[Any], /, *items: object) -> Any:
+    """``new_tuple`` without the C extension: ``tuple.__new__(cls, items)`` (an argument tuple
+    and a copy more than the extension's)."""
     return tuple.__new__(cls, items)
 
 
 # Final: compiled, a Final module attribute is a C static rather than a look-up in the module's
 # dictionary at every use (as are _TERM_HIT here and _RULE_MATCH in match.py, per hit and match).
-new_tuple: Final[Callable[..., Any]] = _tuple_maker()
+# ``new_tuple(cls, *items)``: a named tuple without its ``__new__``, a Python function (an
+# interpreter frame per hit and match, even from compiled code).
+new_tuple: Final[Callable[..., Any]] = _SCAN.new_tuple if _SCAN is not None else _tuple_new
 _TERM_HIT: Final[type[TermHit]] = TermHit
 
 
