@@ -9,11 +9,11 @@
  *
  * index among the tokens, offset in `low`, word: index among all runs of word characters (as
  * `\w+` finds them, one-character words included: what `near` counts). One flat list a token:
- * a tuple per occurrence would cost more than the lookup it serves. Or None when the runs do not line up with `words` (a caller's tokens of another text):
- * the caller then searches the text instead. A word character is what `\w` matches in a str
- * pattern (str.isalnum() or "_", as monitor.text.is_word_char). The rule matcher calls it once
- * per long field instead of searching the text once per term (monitor/matchnodes.py,
- * Context.places).
+ * a tuple per occurrence would cost more than the lookup it serves. Or None when the runs do not
+ * line up with `words` (a caller's tokens of another text): the caller then searches the text
+ * instead. A word character is what `\w` matches in a str pattern (str.isalnum() or "_", as
+ * monitor.text.is_word_char). The rule matcher calls it once per long field instead of searching
+ * the text once per term (monitor/matchnodes.py, Context.places).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -129,7 +129,7 @@ token(Pass *pass, Py_ssize_t i, Py_ssize_t j, Py_UCS4 first)
             while (j < n && IS_WORD(text[j])) {                             \
                 j++;                                                        \
             }                                                               \
-            if (j - i > 1 && (status = token(&pass, i, j, text[i])) != 0) {          \
+            if (j - i > 1 && (status = token(&pass, i, j, text[i])) != 0) { \
                 break;                                                      \
             }                                                               \
             pass.run++;                                                     \
@@ -221,8 +221,8 @@ PyMODINIT_FUNC
 PyInit__scan(void)
 {
     for (int c = 0; c < 128; c++) {
-        ascii_word[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '_';
+        ascii_word[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                        (c >= '0' && c <= '9') || c == '_';
     }
     return PyModule_Create(&module);
 }
