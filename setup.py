@@ -1,11 +1,12 @@
-"""Build hook: the rule matcher's hot modules are compiled to C with mypyc, beside one small C
-extension.
+"""Build hook: the rule matcher's hot modules are compiled to C with mypyc, beside two small C
+extensions.
 
 mypyc is the compiler of mypy, the project's type checker: it turns the same strictly typed
 modules into C extensions (matching 1.2-1.7x faster, see docs/benchmarks.md), and the source
 stays plain Python. ``monitor/_scan.c`` is a C extension of one function (where a text's tokens
-stand, in one pass), which the matcher uses when it is there. Which modules are compiled is
-listed once, in ``monitor/build.py``. A C compiler and the Python headers are needed at install
+stand, in one pass), which the matcher uses when it is there; ``monitor/_shingle.c`` computes a
+near-duplicate signature's hashes in one pass (monitor/dedupe.py keeps the numpy reference).
+Which modules are compiled is listed once, in ``monitor/build.py``. A C compiler and the Python headers are needed at install
 time; ``MONITOR_PURE_PYTHON=1`` installs without compiling (same behaviour, slower matching).
 """
 

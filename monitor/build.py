@@ -15,8 +15,9 @@ from pathlib import Path
 # The rule matcher, whose per-article work grows with the matches, and the tokeniser it shares with
 # the classifier (docs/benchmarks.md).
 SOURCES = ("monitor/text.py", "monitor/matchnodes.py", "monitor/match.py")
-# Where a long field's tokens stand, in one pass (the matcher's evidence; docs/benchmarks.md).
-C_SOURCES = ("monitor/_scan.c",)
+# Where a long field's tokens stand, in one pass (the matcher's evidence), and the near-duplicate
+# signature's arithmetic (docs/benchmarks.md).
+C_SOURCES = ("monitor/_scan.c", "monitor/_shingle.c")
 
 
 def modules() -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -33,6 +34,24 @@ import re2
 
 from monitor.text import BYTES_NON_WORD_TO_SPACE
 from monitor.types import Article
+
+MinHashes = Callable[
+    [list[bytes], tuple[int, ...], tuple[int, ...], tuple[int, ...]], tuple[int, ...]
+]
+
+
+def _minhashes() -> MinHashes | None:
+    """The C extension's ``minhashes`` (monitor/_shingle.c), or None where the project was
+    installed without compiling (``MONITOR_PURE_PYTHON=1``): signatures are then computed with
+    numpy, to the same values."""
+    try:
+        from monitor import _shingle
+    except ImportError:
+        return None
+    return _shingle.minhashes
+
+
+_MINHASHES = _minhashes()
 
 SHINGLE = 3  # words per shingle
 # A band is 31 bits (it fits a signed 32-bit column): unrelated articles share one by chance with
@@ -48,6 +67,8 @@ SHORT_CONTAINMENT = 0.8  # the same for short (title-only) texts, which agree by
 _POSITIONS = np.array(
     [0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64
 )  # one odd multiplier per word position: "a b c" and "c b a" hash differently
+_POSITION_INTS = tuple(int(p) for p in _POSITIONS)
+_LEAD_GRAMS = LEAD_WORDS - SHINGLE + 1  # the shingles of the first LEAD_WORDS words
 _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
 _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
@@ -223,16 +244,24 @@ def _mix(x: np.ndarray[Any, np.dtype[np.uint64]]) -> np.ndarray[Any, np.dtype[np
     return x ^ (x >> _S31)
 
 
+def _shingled_words(title: str, text: str) -> tuple[list[bytes], bool]:
+    """The words a story's shingles are made of, and whether they are too few for a lead of
+    their own: the body's, or title and body when the body alone is too short to shingle."""
+    words = _words(strip_boilerplate(text))
+    if len(words) - SHINGLE + 1 < MIN_SHINGLES:
+        return _words(title) + words, True
+    return words, False
+
+
 @lru_cache(maxsize=CACHE)
 def _body_and_lead(
     title: str, text: str
 ) -> tuple[np.ndarray[Any, np.dtype[np.uint64]], np.ndarray[Any, np.dtype[np.uint64]]]:
-    words = _words(strip_boilerplate(text))
-    if len(words) - SHINGLE + 1 < MIN_SHINGLES:
-        both = _hash_array(_words(title) + words)
-        return both, both
+    words, short = _shingled_words(title, text)
     body = _hash_array(words)
-    return body, body[: LEAD_WORDS - SHINGLE + 1]  # the shingles of the first LEAD_WORDS words
+    if short:
+        return body, body
+    return body, body[:_LEAD_GRAMS]  # the shingles of the first LEAD_WORDS words
 
 
 @lru_cache(maxsize=CACHE)
@@ -253,16 +282,32 @@ def signature(title: str, text: str) -> int:
     copy (just the opening paragraph) has a low Jaccard similarity with the full article but a
     high one with its lead, and a copy with its tail trimmed matches on both.
     """
+    if _MINHASHES is None:
+        return _signature_of_arrays(title, text)
+    words, short = _shingled_words(title, text)
+    if not words:
+        return 0
+    lead = len(words) if short else _LEAD_GRAMS
+    values = _MINHASHES(words, _POSITION_INTS, _SEEDS, (len(words), len(words), lead, lead))
+    return _packed(*(v & BAND_MASK for v in values))
+
+
+def _signature_of_arrays(title: str, text: str) -> int:
+    """:func:`signature` with numpy: the reference the C extension is held to, and the fallback
+    where the project was installed without compiling."""
     body, lead = _body_and_lead(title, text)
     if not len(body):
         return 0
-    values = (
+    return _packed(
         _minhash(body, _SEEDS[0]),
         _minhash(body, _SEEDS[1]),
         _minhash(lead, _SEEDS[2]),
         _minhash(lead, _SEEDS[3]),
     )
-    sig = values[0] | values[1] << 32 | values[2] << 64 | values[3] << 96
+
+
+def _packed(b0: int, b1: int, b2: int, b3: int) -> int:
+    sig = b0 | b1 << 32 | b2 << 64 | b3 << 96
     return sig or 1  # 0 is reserved for "no signature"
 
 

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -201,3 +203,64 @@ def test_boilerplate_words_are_found_wherever_substring_search_finds_them(parts:
     low = "".join(parts)
     expected = any(w in low for w in dedupe._BOILERPLATE_WORDS)
     assert dedupe._has_boilerplate_words(low) is expected
+
+
+# ----------------------------------------------------------- the C extension's arithmetic
+# Words of several scripts and lengths (a multi-byte UTF-8 word hashes its bytes), so that texts
+# fall on both sides of every branch: no words, fewer than a shingle, fewer than MIN_SHINGLES
+# (title and body together), longer than the lead.
+_SIG_WORDS = st.sampled_from(["troops", "oil", "a", "Ödön", "δρόμος", "中文", "x_1", "it's", "7"])
+
+
+@settings(max_examples=300)
+@given(
+    title=st.lists(_SIG_WORDS, max_size=4).map(" ".join),
+    body=st.lists(_SIG_WORDS, max_size=90).map(" ".join),
+)
+@example(title="", body="")
+@example(title="", body="oil")
+@example(title="Troops", body="oil a")
+def test_signature_in_c_is_the_numpy_signature(title: str, body: str) -> None:
+    if dedupe._MINHASHES is None:
+        pytest.skip("installed without compiling (MONITOR_PURE_PYTHON=1)")
+    assert signature(title, body) == dedupe._signature_of_arrays(title, body)
+
+
+def test_minhashes_are_the_minimum_of_the_mixed_shingles() -> None:
+    minhashes = dedupe._MINHASHES
+    if minhashes is None:
+        pytest.skip("installed without compiling (MONITOR_PURE_PYTHON=1)")
+    words = [b"oil", b"prices", b"rose", b"after", b"talks", b"\xc3\xa9t\xc3\xa9"]
+    grams = dedupe._hash_array(words)
+    seeds = (3, 5)
+    expected = tuple(
+        int(dedupe._mix(grams[:limit] ^ np.uint64(s)).min())
+        for s, limit in zip(seeds, (4, 2), strict=True)
+    )
+    assert minhashes(words, dedupe._POSITION_INTS, seeds, (4, 2)) == expected
+    # A limit past the last shingle is the last shingle.
+    assert minhashes(words, dedupe._POSITION_INTS, (3,), (99,)) == minhashes(
+        words, dedupe._POSITION_INTS, (3,), (len(grams),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (([], (1, 2, 3), (1,), (1,)), TypeError),  # no words
+        (([b"a", "b"], (1, 2, 3), (1,), (1,)), TypeError),  # a str among the words
+        (([b"a"], (), (1,), (1,)), TypeError),  # no positions
+        (([b"a"], (1, -2), (1,), (1,)), OverflowError),  # not a 64-bit unsigned multiplier
+        (([b"a"], (1,), (1, 2), (1,)), ValueError),  # a seed without a limit
+        (([b"a"], (1,), (1,), (0,)), ValueError),  # a limit of no shingle
+        (([b"a"], (1,), (1,)), TypeError),  # an argument missing
+    ],
+)
+def test_minhashes_refuses_what_it_cannot_hash(
+    args: tuple[Any, ...], error: type[Exception]
+) -> None:
+    minhashes = dedupe._MINHASHES
+    if minhashes is None:
+        pytest.skip("installed without compiling (MONITOR_PURE_PYTHON=1)")
+    with pytest.raises(error):
+        minhashes(*args)
