@@ -12,11 +12,16 @@ scoring) off the event loop, and commits each poll as one transaction. The daemo
 
 With a worker pool (``parser``), parsing and scoring run in worker processes
 (monitor/workers.py), so the main process keeps only fetching, de-duplication, routing and the
-store. A poll scores the articles the store does not hold yet *before* it takes the commit lock
-(feeds are scored in parallel, and the lock is never held while a job waits in the pool's
-queue); under the lock, de-duplication runs again against the store as it is then, and only its
-result is committed, with the scores of exactly those articles. A worker that cannot score
-(stale rule files, a failure, a dead pool) leaves the scoring to this process.
+store. A poll scores the articles the store does not hold yet *before* its commit (feeds are
+scored in parallel, and no commit waits while a job waits in the pool's queue); at the commit,
+de-duplication runs again against the store as it is then, and only its result is committed,
+with the scores of exactly those articles. A worker that cannot score (stale rule files, a
+failure, a dead pool) leaves the scoring to this process.
+
+Commits are grouped: the polls that become ready while one commit is under way are
+de-duplicated, routed and committed by the next one together, in one trip to a store thread and
+one transaction (``_commit_ready``). Each poll gets exactly what committing it alone, in the same
+order, would give; a batch that fails is committed again one poll at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -48,7 +53,7 @@ from monitor.offload import Offload
 from monitor.polling import next_poll_delay, update_posting_rate
 from monitor.route import Policy, Routed, channels_for, digest_deliveries, route
 from monitor.score import Scorer
-from monitor.store import DeliveryOutcome, PollRecord, Store
+from monitor.store import CommitResult, DeliveryOutcome, PollRecord, Store
 from monitor.types import (
     Alert,
     Article,
@@ -142,7 +147,8 @@ class Pipeline(Offload, DeliveryLoop):
         # This round's successes, recorded together: (outcome, delivery, seconds it took).
         self._delivered: list[tuple[DeliveryOutcome, Delivery, float]] | None = None
         self._db = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
-        self._commit_lock = asyncio.Lock()
+        self._ready: list[_Ready] = []  # polls waiting for the next commit
+        self._committer: asyncio.Task[None] | None = None
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a (blocking) store call off the event loop."""
@@ -199,9 +205,8 @@ class Pipeline(Offload, DeliveryLoop):
     async def _poll(self, state: FeedState) -> PollSummary:
         result = await fetch_feed(self.client, state, self.config.fetch, limiter=self.limiter)
         now = self.clock()
-        if result.not_modified:
-            delay = self._delay(state, result, None, 0, None, now)
-            await self.db(self.store.record_poll, self._record(state, result, now, delay))
+        if result.not_modified:  # nothing to de-duplicate: its commit is the feed's state
+            await self._commit(_Ready(state=state, result=result, scorer=self.scorer(), now=now))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
         # Score what the store does not hold yet, outside the critical section (the costly part):
         # on a feed's first poll, that is everything it brings, scored by the worker parsing it.
@@ -214,25 +219,18 @@ class Pipeline(Offload, DeliveryLoop):
             early = await self._score(scorer, spec, await self._unseen(articles))
         verdicts = {s.article.id: s for s in early}
         # Deciding what is new and committing it is one critical section: two feeds carrying
-        # the same story at the same moment must see each other's articles.
-        async with self._commit_lock:
-            fresh = await self._new_stories(articles, now)
-            # An article stored when the poll began but gone now (pruned) was not scored.
-            missing = [a for a in fresh if a.id not in verdicts]
-            verdicts |= {s.article.id: s for s in await self._score_here(scorer, missing)}
-            scored = [replace(verdicts[a.id], article=a) for a in fresh]
-            routed = await self._route(scorer, scored, now)
-            delay = self._delay(state, result, ttl, len(fresh), None, now)
-            rec = replace(
-                self._record(state, result, now, delay),
-                articles=tuple(fresh),
-                alerts=routed.alerts,
-                deliveries=routed.deliveries,
-                avg_new_interval=update_posting_rate(
-                    state.avg_new_interval, state.last_new_at, now, len(fresh)
-                ),
-            )
-            committed = await self.db(self.store.record_poll, rec)
+        # the same story at the same moment must see each other's articles. Polls that are
+        # ready while a commit is under way go through the next one together (_commit_ready).
+        ready = _Ready(
+            state=state,
+            result=result,
+            scorer=scorer,
+            now=now,
+            articles=articles,
+            verdicts=verdicts,
+            ttl=ttl,
+        )
+        fresh, routed, committed = await self._commit(ready)
         if committed.deliveries and self.on_outbox is not None:
             self.on_outbox()
         for a in routed.alerts:
@@ -258,20 +256,114 @@ class Pipeline(Offload, DeliveryLoop):
         known = await self.db(self.store.known_article_ids, list({a.id: a for a in articles}))
         return worth_scoring(articles, known)
 
-    async def _route(self, scorer: Scorer, scored: Sequence[Scored], now: datetime) -> Routed:
-        rules = {m.rule for s in scored for m in s.matches}
-        if not rules:
-            return Routed(alerts=(), deliveries=())
-        silenced, last = await self.db(self.store.suppression_state, rules, now)
-        return route(
-            scored,
-            now=now,
-            default_channels=self.config.routes.default,
-            policies=policies(scorer),
-            silenced_rules=silenced,
-            last_alert=last,
-            active_channels=self.channels.keys(),
+    # ------------------------------------------------------------------ group commit
+    async def _commit(self, ready: _Ready) -> _Committed:
+        """De-duplicate, route and commit a poll with whichever others are ready with it."""
+        ready.done = asyncio.get_running_loop().create_future()
+        self._ready.append(ready)
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.ensure_future(self._commit_ready())
+        return await ready.done
+
+    async def _commit_ready(self) -> None:
+        """Commit the polls that are ready, a batch at a time, until none is left.
+
+        A batch is every poll that became ready while the one before it was committed (none is
+        held back to wait for others): one trip to a store thread and one transaction for all
+        of them, de-duplicated and routed in the order they arrived, exactly as one at a time
+        would. Should the batch fail, its polls are committed one by one, so that whatever
+        broke fails one poll only.
+        """
+        batch: list[_Ready] = []
+        try:
+            while self._ready:
+                batch = [r for r in self._ready if not r.done.done()]  # a cancelled poll: out
+                self._ready = []
+                if not batch:
+                    continue
+                try:
+                    out = await self.db(self._commit_batch, batch)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _settle(batch[0], exc)
+                        continue
+                    log.warning(
+                        "committing %d polls together failed (%s: %s); committing each alone",
+                        len(batch),
+                        type(exc).__name__,
+                        exc,
+                    )
+                    for r in batch:
+                        try:
+                            (one,) = await self.db(self._commit_batch, [r])
+                        except Exception as exc_one:
+                            _settle(r, exc_one)
+                        else:
+                            _settle(r, one)
+                    continue
+                for r, committed in zip(batch, out, strict=True):
+                    _settle(r, committed)
+        except BaseException:  # cancelled (shutdown): no poll waits for a commit that won't come
+            for r in batch + self._ready:
+                if not r.done.done():
+                    r.done.cancel()
+            self._ready = []
+            raise
+
+    def _commit_batch(self, batch: Sequence[_Ready]) -> list[_Committed]:
+        """Runs on a store thread: de-duplicate, score what was not, route, and commit."""
+        since = min(r.now for r in batch) - NEAR_DUP_WINDOW
+        fresh_by_poll = self._new_stories([r.articles for r in batch], since)
+        scored_by_poll: list[list[Scored]] = []
+        for r, fresh in zip(batch, fresh_by_poll, strict=True):
+            # An article stored when the poll began but gone now (pruned) was not scored.
+            missing = [a for a in fresh if a.id not in r.verdicts]
+            if missing:
+                self.scored_here += len(missing)
+                r.verdicts |= {s.article.id: s for s in r.scorer.score(missing)}
+            scored_by_poll.append([replace(r.verdicts[a.id], article=a) for a in fresh])
+        rules = {m.rule for scored in scored_by_poll for s in scored for m in s.matches}
+        silenced, last = (
+            self.store.suppression_state(rules, max(r.now for r in batch)) if rules else (set(), {})
         )
+        recs: list[PollRecord] = []
+        routes: list[Routed] = []
+        rule_policies: dict[int, dict[str, Policy]] = {}  # per scorer (a reload makes a new one)
+        for r, fresh, scored in zip(batch, fresh_by_poll, scored_by_poll, strict=True):
+            routed = Routed(alerts=(), deliveries=())
+            if any(s.matches for s in scored):
+                pols = rule_policies.get(id(r.scorer))
+                if pols is None:
+                    pols = rule_policies[id(r.scorer)] = policies(r.scorer)
+                routed = route(
+                    scored,
+                    now=r.now,
+                    default_channels=self.config.routes.default,
+                    policies=pols,
+                    silenced_rules=silenced,
+                    last_alert=last,
+                    active_channels=self.channels.keys(),
+                )
+            # What the store would answer the next poll once this one is committed.
+            last |= {a.rule: r.now for a in routed.alerts if a.suppressed is None}
+            delay = self._delay(r.state, r.result, r.ttl, len(fresh), None, r.now)
+            recs.append(
+                replace(
+                    self._record(r.state, r.result, r.now, delay),
+                    articles=tuple(fresh),
+                    alerts=routed.alerts,
+                    deliveries=routed.deliveries,
+                    avg_new_interval=update_posting_rate(
+                        r.state.avg_new_interval, r.state.last_new_at, r.now, len(fresh)
+                    ),
+                )
+            )
+            routes.append(routed)
+        results = self.store.record_polls(recs)
+        return [
+            (fresh, routed, committed)
+            for fresh, routed, committed in zip(fresh_by_poll, routes, results, strict=True)
+        ]
 
     async def flush_groups(self) -> int:
         """Send the digests of rules whose group window has closed."""
@@ -353,35 +445,77 @@ class Pipeline(Offload, DeliveryLoop):
             feed=state.name, ok=False, status="gone" if gone else "error", error=str(exc)
         )
 
-    async def _new_stories(self, articles: Sequence[Article], now: datetime) -> list[Article]:
-        """Drop articles already stored or exact copies; link syndicated copies to their story.
+    def _new_stories(
+        self, polls: Sequence[Sequence[Article]], since: datetime
+    ) -> list[list[Article]]:
+        """Each poll's articles without those already stored, earlier in the batch or exact
+        copies; syndicated copies linked to their story. Runs on a store thread.
 
-        Within the batch, as against the store, only articles sharing a signature band are
+        Within a poll, as against the store, only articles sharing a signature band are
         compared (the store's candidate rule), so a feed's 30 items cost a handful of shingle
-        comparisons rather than 435, and the store is read once per batch.
+        comparisons rather than 435, and the store is read once per batch. A copy's story is
+        looked for first among its own poll's articles, then in the store, then among the
+        batch's earlier polls: the order committing the polls one by one would give.
         """
-        unique = list({a.id: a for a in articles}.values())
-        view = await self.db(self.store.dedupe_view, unique, now - NEAR_DUP_WINDOW)
-        fresh: list[Article] = []
+        uniques = [list({a.id: a for a in articles}.values()) for articles in polls]
+        if not any(uniques):  # 304s: no need to ask the store
+            return [[] for _ in polls]
+        view = self.store.dedupe_view([a for u in uniques for a in u], since)
+        out: list[list[Article]] = []
+        taken: set[str] = set()  # ids stored by an earlier poll of the batch
         urls: set[str] = set()
         prints: set[str] = set()
-        # (band position, band value) -> positions in ``fresh``: a pair is a candidate when
-        # one band agrees (``dedupe.is_near_duplicate``), so only those pairs are looked at.
-        banded: dict[tuple[int, int], list[int]] = {}
-        for a in unique:
-            if a.id in view.known or view.exact(a):
-                continue
-            if a.url in urls or a.fingerprint in prints:
-                continue
-            keys = list(enumerate(dedupe.bands(a.signature))) if a.signature else []
-            near = sorted({i for k in keys for i in banded.get(k, ())})
-            story = next((fresh[i].story_id for i in near if dedupe.same_story(a, fresh[i])), None)
-            if story is None and a.signature:  # 0: no text to compare
-                candidates = view.near.get(a.id, ())
-                story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
-            urls.add(a.url)
-            prints.add(a.fingerprint)
-            for k in keys:
-                banded.setdefault(k, []).append(len(fresh))
-            fresh.append(replace(a, story_id=story or a.id))
-        return fresh
+        # (band position, band value) -> (poll, position in its fresh list): a pair is a
+        # candidate when one band agrees (``dedupe.is_near_duplicate``).
+        banded: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for p, unique in enumerate(uniques):
+            fresh: list[Article] = []
+            for a in unique:
+                if a.id in view.known or a.id in taken or view.exact(a):
+                    continue
+                if a.url in urls or a.fingerprint in prints:
+                    continue
+                keys = list(enumerate(dedupe.bands(a.signature))) if a.signature else []
+                near = sorted({i for k in keys for i in banded.get(k, ())})
+                own = [fresh[i] for q, i in near if q == p]
+                story = next((c.story_id for c in own if dedupe.same_story(a, c)), None)
+                if story is None and a.signature:  # 0: no text to compare
+                    earlier = [out[q][i] for q, i in near if q != p]
+                    candidates = [*view.near.get(a.id, ()), *earlier]
+                    story = next((c.story_id for c in candidates if dedupe.same_story(a, c)), None)
+                urls.add(a.url)
+                prints.add(a.fingerprint)
+                for k in keys:
+                    banded.setdefault(k, []).append((p, len(fresh)))
+                fresh.append(replace(a, story_id=story or a.id))
+            taken.update(a.id for a in fresh)
+            out.append(fresh)
+        return out
+
+
+# A poll's commit: its new articles, what routing made of their matches, what the store kept.
+_Committed = tuple[list[Article], Routed, CommitResult]
+
+
+@dataclass(slots=True, kw_only=True)
+class _Ready:
+    """A poll parsed and scored, waiting for its turn to commit."""
+
+    state: FeedState
+    result: FetchResult
+    scorer: Scorer
+    now: datetime
+    articles: list[Article] = field(default_factory=list)
+    verdicts: dict[str, Scored] = field(default_factory=dict)  # article id -> its verdict
+    ttl: float | None = None
+    done: asyncio.Future[_Committed] = field(init=False)
+
+
+def _settle(ready: _Ready, outcome: _Committed | BaseException) -> None:
+    """Hand a poll its commit, or the reason it failed (unless it was cancelled meanwhile)."""
+    if ready.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        ready.done.set_exception(outcome)
+    else:
+        ready.done.set_result(outcome)

@@ -197,24 +197,36 @@ class FeedStore(StoreBase):
         Articles and alerts that another replica stored first are skipped by the uniqueness
         constraints; a delivery is only created for an alert this transaction inserted.
         """
-        t = rec.polled_at.timestamp()
+        (committed,) = self.record_polls([rec])
+        return committed
+
+    def record_polls(self, recs: Sequence[PollRecord]) -> list[CommitResult]:
+        """Commit several polls in one transaction, in order: each as ``record_poll`` would.
+
+        One commit instead of one per poll (with SQLite, a commit is most of a small poll's
+        write); all of them are stored, or none.
+        """
         with self.db.transaction() as tx:
-            self._update_feed(tx, rec)
-            n_articles = tx.executemany(
-                f"INSERT INTO articles ({rows.ARTICLE_COLUMNS}) VALUES "
-                f"({','.join('?' * 19)}) ON CONFLICT DO NOTHING",
-                [rows.article_params(a, rec.feed_id) for a in rec.articles],
-            )
-            inserted = tuple(self._insert_alerts(tx, rec.alerts))
-            created = tuple(self._insert_deliveries(tx, rec.deliveries, set(inserted)))
-            bucket = t - t % POLL_BUCKET
-            tx.execute(
-                "INSERT INTO poll_stats (bucket, feed_id, polls, errors, new_articles) "
-                "VALUES (?, ?, 1, ?, ?) ON CONFLICT (bucket, feed_id) DO UPDATE SET "
-                "polls = poll_stats.polls + 1, errors = poll_stats.errors + excluded.errors, "
-                "new_articles = poll_stats.new_articles + excluded.new_articles",
-                (bucket, rec.feed_id, 0 if rec.ok else 1, n_articles),
-            )
+            return [self._record_poll(tx, rec) for rec in recs]
+
+    def _record_poll(self, tx: Tx, rec: PollRecord) -> CommitResult:
+        t = rec.polled_at.timestamp()
+        self._update_feed(tx, rec)
+        n_articles = tx.executemany(
+            f"INSERT INTO articles ({rows.ARTICLE_COLUMNS}) VALUES "
+            f"({','.join('?' * 19)}) ON CONFLICT DO NOTHING",
+            [rows.article_params(a, rec.feed_id) for a in rec.articles],
+        )
+        inserted = tuple(self._insert_alerts(tx, rec.alerts))
+        created = tuple(self._insert_deliveries(tx, rec.deliveries, set(inserted)))
+        bucket = t - t % POLL_BUCKET
+        tx.execute(
+            "INSERT INTO poll_stats (bucket, feed_id, polls, errors, new_articles) "
+            "VALUES (?, ?, 1, ?, ?) ON CONFLICT (bucket, feed_id) DO UPDATE SET "
+            "polls = poll_stats.polls + 1, errors = poll_stats.errors + excluded.errors, "
+            "new_articles = poll_stats.new_articles + excluded.new_articles",
+            (bucket, rec.feed_id, 0 if rec.ok else 1, n_articles),
+        )
         return CommitResult(articles=n_articles, alerts=inserted, deliveries=created)
 
     def _update_feed(self, tx: Tx, rec: PollRecord) -> None:
