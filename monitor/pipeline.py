@@ -69,6 +69,10 @@ log = logging.getLogger("monitor.pipeline")
 T = TypeVar("T")
 
 NEAR_DUP_WINDOW = timedelta(days=7)  # syndicated copies arrive within days of the original
+# Polls committed together at most: a backlog is committed in transactions of this many, so that
+# no one transaction holds the store's write lock (which deliveries and other replicas wait for)
+# for long.
+COMMIT_BATCH = 32
 
 
 def utcnow() -> datetime:
@@ -268,17 +272,17 @@ class Pipeline(Offload, DeliveryLoop):
     async def _commit_ready(self) -> None:
         """Commit the polls that are ready, a batch at a time, until none is left.
 
-        A batch is every poll that became ready while the one before it was committed (none is
-        held back to wait for others): one trip to a store thread and one transaction for all
-        of them, de-duplicated and routed in the order they arrived, exactly as one at a time
-        would. Should the batch fail, its polls are committed one by one, so that whatever
-        broke fails one poll only.
+        A batch is every poll that became ready while the one before it was committed, up to
+        ``COMMIT_BATCH`` (none is held back to wait for others): one trip to a store thread and
+        one transaction for all of them, de-duplicated and routed in the order they arrived,
+        exactly as one at a time would. Should the batch fail, its polls are committed one by
+        one, so that whatever broke fails one poll only.
         """
         batch: list[_Ready] = []
         try:
             while self._ready:
-                batch = [r for r in self._ready if not r.done.done()]  # a cancelled poll: out
-                self._ready = []
+                waiting = [r for r in self._ready if not r.done.done()]  # a cancelled poll: out
+                batch, self._ready = waiting[:COMMIT_BATCH], waiting[COMMIT_BATCH:]
                 if not batch:
                     continue
                 try:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from monitor import pipeline
 from monitor.channels import build_channel
 from monitor.config import parse_config
 from monitor.dedupe import signature
@@ -288,6 +289,22 @@ async def test_a_failed_batch_is_committed_poll_by_poll_and_fails_one_poll_only(
         assert [len(readies[i].done.result()[0]) for i in (0, 2)] == [2, 1]
         stored = store.get_articles(["x1", "y1", "x2", "y2", "z1"])
         assert sorted(stored) == ["x1", "y1", "z1"]  # the failed poll's articles: not stored
+    finally:
+        store.close()
+
+
+async def test_a_backlog_is_committed_in_batches_of_at_most_commit_batch(
+    tmp_path: Path, pipeline_on: Callable[..., Pipeline], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'm.db'}")
+    try:
+        gated = GatedStore(store)
+        p = pipeline_on(gated)
+        monkeypatch.setattr(pipeline, "COMMIT_BATCH", 2)
+        polls = _polls(store)
+        p._ready = [_ready(p, store, f, arts, T0) for f, arts in polls]
+        await p._commit_ready()
+        assert gated.batches == [[polls[0][0], polls[1][0]], [polls[2][0]]]
     finally:
         store.close()
 
