@@ -7,7 +7,7 @@
         (the delivery half lives in monitor/deliver.py, mixed into Pipeline)
 
 Stages are functions of their inputs; this module only sequences them, moves CPU work (parsing,
-scoring) off the event loop, and commits each poll as one transaction. The daemon, ``monitor run
+scoring) off the event loop, and commits each poll's changes atomically. The daemon, ``monitor run
 --once`` and the benchmarks all drive this same code.
 
 With a worker pool (``parser``), parsing and scoring run in worker processes
@@ -315,7 +315,11 @@ class Pipeline(Offload, DeliveryLoop):
             raise
 
     def _commit_batch(self, batch: Sequence[_Ready]) -> list[_Committed]:
-        """Runs on a store thread: de-duplicate, score what was not, route, and commit."""
+        """Runs on a store thread: de-duplicate, score what was not, route, and commit.
+
+        The store is read once for the batch: near-duplicate candidates from the window before
+        its earliest poll, silences as they stand at its latest (polls of one batch finish
+        within moments of each other)."""
         since = min(r.now for r in batch) - NEAR_DUP_WINDOW
         fresh_by_poll = self._new_stories([r.articles for r in batch], since)
         scored_by_poll: list[list[Scored]] = []
