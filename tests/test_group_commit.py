@@ -78,9 +78,9 @@ class GatedStore:
         return getattr(self.store, name)
 
 
-def config(tmp: Path, feeds: FeedServer | None) -> Any:
+def config(tmp: Path, feeds: FeedServer | None, rule: str = RULE) -> Any:
     (tmp / "rules").mkdir(exist_ok=True)
-    (tmp / "rules" / "sanc.yaml").write_text(RULE)
+    (tmp / "rules" / "sanc.yaml").write_text(rule)
     urls = {n: feeds.url(f"/{n}.xml") if feeds else f"https://{n}.example/feed" for n in FEEDS}
     return parse_config(
         {
@@ -109,8 +109,10 @@ def feeds() -> Iterator[FeedServer]:
 async def pipeline_on(tmp_path: Path) -> AsyncIterator[Callable[..., Pipeline]]:
     made: list[tuple[Pipeline, Any]] = []
 
-    def build(store: Any, feeds: FeedServer | None = None) -> Pipeline:
-        cfg = config(tmp_path, feeds)
+    def build(
+        store: Any, feeds: FeedServer | None = None, rule: str = RULE, owner: str = "t"
+    ) -> Pipeline:
+        cfg = config(tmp_path, feeds, rule)
         store.sync_feeds(cfg.feeds, T0)
         scorer = Scorer(None, load_rules(cfg.rule_paths, channels={"hook"}))
         client = make_client(cfg.fetch)
@@ -121,7 +123,7 @@ async def pipeline_on(tmp_path: Path) -> AsyncIterator[Callable[..., Pipeline]]:
             scorer=lambda: scorer,
             client=client,
             channels=channels,
-            owner="t",
+            owner=owner,
             clock=now,
         )
         made.append((p, client))
@@ -346,3 +348,37 @@ def test_polls_recorded_together_are_each_recorded_as_alone(store: Store, tmp_pa
     assert store.record_polls([]) == []
     after = {f.feed_id: f for f in store.list_feeds()}
     assert all(after[i].last_ok_at == T0 for i in ids)
+
+
+@pytest.mark.postgres
+async def test_two_replicas_committing_the_same_stories_at_once_store_each_once(
+    pg_url: str, feeds: FeedServer, pipeline_on: Callable[..., Pipeline]
+) -> None:
+    # Every feed carries the same three wire stories (URN guids: one id wherever they appear)
+    # and one of its own; two replicas claim three feeds each and commit at the same moment.
+    wire = [(f"urn:wire:{k}", f"Sanctions on {WORDS[k]}", story_text(k)) for k in range(3)]
+    for i, name in enumerate(FEEDS):
+        own = (f"urn:{name}:own", f"Sanctions on {WORDS[10 + i]}", story_text(10 + i))
+        feeds.route(f"/{name}.xml", Route(body=rss([*wire, own])))
+    stores = [open_store(pg_url), open_store(pg_url)]
+    try:
+        rule = "topic: sanctions\nseverity: high\nany: [sanction]\n"  # no cooldown
+        a, b = (pipeline_on(s, feeds, rule, owner) for s, owner in zip(stores, "ab", strict=True))
+        half = len(FEEDS) // 2
+        polled = await asyncio.gather(
+            a.poll_due(everything=True, limit=half), b.poll_due(everything=True, limit=half)
+        )
+        summaries = [s for replica in polled for s in replica]
+        assert sorted(s.feed for s in summaries) == sorted(FEEDS)  # each feed by one replica
+        assert all(len(replica) == half for replica in polled)
+        stories = 3 + len(FEEDS)
+        # Each article, alert and delivery once, whichever replica inserted it.
+        assert sum(s.new_articles for s in summaries) == stories
+        alerts = stores[0].list_alerts(limit=100)
+        assert len(alerts) == len({x.id for x in alerts}) == stories
+        assert sum(s.alerts for s in summaries) == stories
+        deliveries = stores[0].list_deliveries(limit=100)
+        assert len(deliveries) == sum(s.deliveries for s in summaries) == stories
+    finally:
+        for s in stores:
+            s.close()
