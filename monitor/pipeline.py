@@ -21,7 +21,8 @@ failure, a dead pool) leaves the scoring to this process.
 Commits are grouped: the polls that become ready while one commit is under way are
 de-duplicated, routed and committed by the next one together, in one trip to a store thread and
 one transaction (``_commit_ready``). Each poll gets exactly what committing it alone, in the same
-order, would give; a batch that fails is committed again one poll at a time.
+order, would give; a batch that fails is committed again one poll at a time. A 304 and a
+failed fetch are committed the same way (their record is the feed's state alone).
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class Pipeline(Offload, DeliveryLoop):
         result = await fetch_feed(self.client, state, self.config.fetch, limiter=self.limiter)
         now = self.clock()
         if result.not_modified:  # nothing to de-duplicate: its commit is the feed's state
-            await self._commit(_Ready(state=state, result=result, scorer=self.scorer(), now=now))
+            record = self._poll_record(state, result, None, now)
+            await self._commit(_Ready(scorer=self.scorer(), now=now, record=record))
             return PollSummary(feed=state.name, ok=True, status="not-modified")
         # Score what the store does not hold yet, outside the critical section (the costly part):
         # on a feed's first poll, that is everything it brings, scored by the worker parsing it.
@@ -226,13 +228,11 @@ class Pipeline(Offload, DeliveryLoop):
         # the same story at the same moment must see each other's articles. Polls that are
         # ready while a commit is under way go through the next one together (_commit_ready).
         ready = _Ready(
-            state=state,
-            result=result,
             scorer=scorer,
             now=now,
+            record=self._poll_record(state, result, ttl, now),
             articles=articles,
             verdicts=verdicts,
-            ttl=ttl,
         )
         fresh, routed, committed = await self._commit(ready)
         if committed.deliveries and self.on_outbox is not None:
@@ -354,18 +354,7 @@ class Pipeline(Offload, DeliveryLoop):
                 )
             # What the store would answer the next poll once this one is committed.
             last |= {a.rule: r.now for a in routed.alerts if a.suppressed is None}
-            delay = self._delay(r.state, r.result, r.ttl, len(fresh), None, r.now)
-            recs.append(
-                replace(
-                    self._record(r.state, r.result, r.now, delay),
-                    articles=tuple(fresh),
-                    alerts=routed.alerts,
-                    deliveries=routed.deliveries,
-                    avg_new_interval=update_posting_rate(
-                        r.state.avg_new_interval, r.state.last_new_at, r.now, len(fresh)
-                    ),
-                )
-            )
+            recs.append(r.record(fresh, routed))
             routes.append(routed)
         results = self.store.record_polls(recs)
         return [
@@ -416,6 +405,26 @@ class Pipeline(Offload, DeliveryLoop):
             rng=self.rng,
         )
 
+    def _poll_record(
+        self, state: FeedState, result: FetchResult, ttl: float | None, now: datetime
+    ) -> Callable[[list[Article], Routed], PollRecord]:
+        """How a fetched poll is recorded once its commit knows what it brought: the new
+        articles (which set the next poll's delay and the posting rate) and their routing."""
+
+        def record(fresh: list[Article], routed: Routed) -> PollRecord:
+            delay = self._delay(state, result, ttl, len(fresh), None, now)
+            return replace(
+                self._record(state, result, now, delay),
+                articles=tuple(fresh),
+                alerts=routed.alerts,
+                deliveries=routed.deliveries,
+                avg_new_interval=update_posting_rate(
+                    state.avg_new_interval, state.last_new_at, now, len(fresh)
+                ),
+            )
+
+        return record
+
     def _record(
         self, state: FeedState, result: FetchResult, now: datetime, delay: float
     ) -> PollRecord:
@@ -437,17 +446,18 @@ class Pipeline(Offload, DeliveryLoop):
         fetch_error = exc if isinstance(exc, FetchError) else None
         errored = replace(state, consecutive_errors=state.consecutive_errors + 1)
         delay = self._delay(errored, None, None, 0, fetch_error, now)
-        await self.db(
-            self.store.record_poll,
-            PollRecord(
-                feed_id=state.feed_id,
-                owner=self.owner,
-                polled_at=now,
-                next_poll_at=now + timedelta(seconds=delay),
-                ok=False,
-                error=exc.reason,
-                status=FeedStatus.GONE if gone else state.status,
-            ),
+        failed = PollRecord(
+            feed_id=state.feed_id,
+            owner=self.owner,
+            polled_at=now,
+            next_poll_at=now + timedelta(seconds=delay),
+            ok=False,
+            error=exc.reason,
+            status=FeedStatus.GONE if gone else state.status,
+        )
+        # Nothing to de-duplicate: committed with the other polls ready, its record as it is.
+        await self._commit(
+            _Ready(scorer=self.scorer(), now=now, record=lambda _fresh, _routed: failed)
         )
         return PollSummary(
             feed=state.name, ok=False, status="gone" if gone else "error", error=str(exc)
@@ -509,13 +519,12 @@ _Committed = tuple[list[Article], Routed, CommitResult]
 class _Ready:
     """A poll parsed and scored, waiting for its turn to commit."""
 
-    state: FeedState
-    result: FetchResult
     scorer: Scorer
     now: datetime
+    # The poll's record, given its new articles and their routing (Pipeline._poll_record).
+    record: Callable[[list[Article], Routed], PollRecord]
     articles: list[Article] = field(default_factory=list)
     verdicts: dict[str, Scored] = field(default_factory=dict)  # article id -> its verdict
-    ttl: float | None = None
     done: asyncio.Future[_Committed] = field(init=False)
 
 

@@ -178,6 +178,32 @@ async def test_polls_ready_during_a_commit_are_committed_together(
         store.close()
 
 
+async def test_failed_polls_are_committed_in_the_same_batches(
+    store_url: str, feeds: FeedServer, pipeline_on: Callable[..., Pipeline]
+) -> None:
+    store = open_store(store_url)
+    try:
+        gated = GatedStore(store)
+        p = pipeline_on(gated, feeds)
+        for name in FEEDS:
+            feeds.route(f"/{name}.xml", Route(status=500))
+        gated.hold.clear()
+        polling = asyncio.ensure_future(p.poll_due(everything=True))
+        await asyncio.to_thread(
+            wait_for,
+            lambda: bool(gated.batches) and len(gated.batches[0]) + len(p._ready) == len(FEEDS),
+            "every failed poll ready",
+        )
+        first = len(gated.batches[0])
+        gated.hold.set()
+        summaries = await polling
+        assert [len(b) for b in gated.batches] == [first, len(FEEDS) - first]
+        assert all(not s.ok and s.status == "error" for s in summaries)
+        assert all(f.consecutive_errors == 1 and f.last_error for f in store.list_feeds())
+    finally:
+        store.close()
+
+
 def _pair() -> tuple[dict[str, str], dict[str, str]]:
     rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
     row = next(r for r in rows if r["label"] == "same" and "sanction" in json.dumps(r).lower())
@@ -223,7 +249,11 @@ def _ready(
     result = FetchResult(url=state.url, final_url=state.url, status=200, headers={})
     verdicts = {s.article.id: s for s in scorer.score(articles)}
     r = _Ready(
-        state=state, result=result, scorer=scorer, now=at, articles=articles, verdicts=verdicts
+        scorer=scorer,
+        now=at,
+        record=p._poll_record(state, result, None, at),
+        articles=articles,
+        verdicts=verdicts,
     )
     r.done = asyncio.get_running_loop().create_future()
     return r
