@@ -356,6 +356,7 @@ class RuleSet:
         matched: set[int] = set()
         token_sets: dict[str, set[str]] = {}
         token_lists: dict[str, list[str]] = {}
+        found_in: dict[str, set[int]] = {}
         ctx = Context(
             texts,
             folded,
@@ -366,6 +367,7 @@ class RuleSet:
             token_sets,
             token_lists,
             lowered=dict(lowered) if lowered else {},
+            found_in=found_in,
         )
         phrases: list[tuple[int, str]] = []
         for field, index in self._tokens.items():
@@ -380,7 +382,9 @@ class RuleSet:
             present = token_sets[field] = set(words)
             token_lists[field] = words
             hits = ctx.wanted[field] = set()
-            phrases.extend((atom, field) for atom in index.find(words, present, matched, hits))
+            here = found_in[field] = set()
+            phrases.extend((atom, field) for atom in index.find(words, present, here, hits))
+            matched |= here
         for field, is_term, rset, ids in self._sets:
             text = texts[field]
             if not text:
@@ -389,9 +393,17 @@ class RuleSet:
                 text = folded.get(field) or folded.setdefault(field, fold(text))
             found = rset.Match(text)
             if found:
-                matched.update(ids[i] for i in found)
+                into = found_in.get(field)
+                if into is None:
+                    into = found_in[field] = set()
+                for i in found:
+                    into.add(ids[i])
+                    matched.add(ids[i])
         for atom, field in phrases:
-            if atom not in matched and ctx.confirm(atom, field):
+            # Each field is confirmed on its own: evidence is looked for only where found.
+            here = found_in[field]
+            if atom not in here and ctx.confirm(atom, field):
+                here.add(atom)
                 matched.add(atom)
         return ctx
 

@@ -140,6 +140,9 @@ class Context:
     _places: dict[str, Places | None] = field(default_factory=dict)
     # (atom, field) -> the first HITS_PER_TERM occurrences of a phrase, found when confirming it
     _confirmed: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
+    # field -> the atoms found in it (a term's tokens, a phrase confirmed, an RE2 set's match):
+    # evidence is looked for in those fields only
+    found_in: dict[str, set[int]] = field(default_factory=dict)
 
     def spans(self, atom_id: int, field_name: str) -> list[tuple[int, int]]:
         key = (atom_id, field_name)
@@ -168,7 +171,11 @@ class Context:
         if found is None:
             found = self._evidence[key] = []
             atom = self.atoms[atom_id]
+            found_in = self.found_in
             for rank, field_name in atom.ranked:
+                here = found_in.get(field_name)
+                if here is None or atom_id not in here:
+                    continue
                 spans = self.first_spans(atom, field_name, HITS_PER_TERM)
                 if spans:
                     text = self.texts[field_name]

@@ -119,6 +119,33 @@ def test_evidence_lists_fields_in_order_whatever_the_rule_says() -> None:
     assert [(h.field, h.start) for h in hits] == [("title", 2), ("text", 4)]
 
 
+def test_evidence_is_looked_for_only_in_the_fields_each_term_was_found_in() -> None:
+    rs = ruleset(
+        r={"topic": "t", "any": ["ban", "gas transit", "a.b"], "regex": ["x+y"]},
+        s={"topic": "t", "any": [{"term": "route", "fields": ["url"]}]},
+    )
+    a = article("A ban on gas transit", "Gas-transit resumed via a.b, xxy", url="http://n/route")
+    ctx = rs._context(a, {})
+    atom = {(x.term[0] or x.pattern): x.id for x in rs._atoms}
+    # A phrase found in the title is confirmed in the text too, on its own.
+    assert ctx.found_in == {
+        "title": {atom["ban"], atom["gas transit"]},
+        "text": {atom["gas transit"], atom["a.b"], atom["x+y"]},
+        "url": {atom["route"]},
+    }
+    hits = {m.rule: [(h.field, h.matched) for h in m.hits] for m in rs.match(a, {})}
+    assert hits == {
+        "r": [
+            ("title", "ban"),
+            ("title", "gas transit"),
+            ("text", "Gas-transit"),
+            ("text", "a.b"),
+            ("text", "xxy"),
+        ],
+        "s": [("url", "route")],
+    }
+
+
 def test_non_ascii_punctuation_is_a_boundary_but_letters_are_not() -> None:
     rs = ruleset(r={"topic": "t", "any": ["russia"]}, c={"topic": "t", "any": ["café"]})
     assert matched(rs, article("“Russia’s” ports")) == ["r"]
