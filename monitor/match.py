@@ -34,6 +34,7 @@ from monitor.matchnodes import (
     Context,
     Node,
     compile_group,
+    necessary_atoms,
     needs_term,
     new_tuple,
     positive_atoms,
@@ -277,11 +278,14 @@ class RuleSet:
             if (not c.weights and (c.root is None or not needs_term(c.root)))
             or (c.weights and c.threshold <= 0)
         )
+        # A rule is a candidate when one of its trigger atoms is present: one of those that its
+        # condition cannot hold without (``all: [{any: [a, b]}, c]`` needs c), or with weights
+        # and no such condition, one of its terms of positive weight.
         triggers: dict[int, list[int]] = {}
         for i, c in enumerate(compiled):
             trigger = c.positives
-            if c.weights and c.root is not None and needs_term(c.root):
-                trigger = positive_atoms(c.root)
+            if c.root is not None and needs_term(c.root):
+                trigger = necessary_atoms(c.root)
             for atom in trigger:
                 triggers.setdefault(atom, []).append(i)
         # By atom id (a list: no hashing of the id per matched atom).

@@ -595,3 +595,19 @@ def positive_atoms(node: Node) -> frozenset[int]:
     if isinstance(node, BoolNode) and node.op != "none":
         return frozenset().union(*(positive_atoms(c) for c in node.children))
     return frozenset()
+
+
+def necessary_atoms(node: Node) -> frozenset[int]:
+    """For a node that needs a term (:func:`needs_term`): atoms of which at least one is present
+    whenever the node holds, as few as its structure allows, so that a rule is a candidate (and
+    decided) for fewer articles. ``all`` needs every child: the smallest such set among its
+    children will do. ``near`` needs all its terms: one will do."""
+    if isinstance(node, AtomNode):
+        return frozenset((node.atom,))
+    if isinstance(node, NearNode):
+        return frozenset(node.atoms[:1])
+    if isinstance(node, BoolNode) and node.op == "all":
+        return min((necessary_atoms(c) for c in node.children if needs_term(c)), key=len)
+    if isinstance(node, BoolNode) and node.op == "any":
+        return frozenset().union(*(necessary_atoms(c) for c in node.children))
+    raise ValueError("the condition can hold without any term")

@@ -176,6 +176,37 @@ def test_a_candidate_rule_is_decided_unless_any_of_its_terms_suffices() -> None:
     assert matched(rs, article("border troop")) == ["n", "a", "g"]
 
 
+def test_a_rule_is_a_candidate_only_with_a_term_its_condition_needs() -> None:
+    rs = ruleset(
+        a={"topic": "t", "all": [{"any": ["ban", "embargo"]}, "oil"], "none": ["film"]},
+        b={"topic": "t", "near": {"terms": ["troop", "border"], "within": 4}},
+        c={
+            "topic": "t",
+            "any": [
+                {"all": ["gas", {"any": ["pipe", "pipeline"]}]},
+                {"all": [{"any": ["power", "cut"]}, "grid"]},
+            ],
+        },
+        d={"topic": "t", "weights": {"tariff": 2, "duty": 1}, "threshold": 2},
+    )
+
+    def candidates(text: str) -> set[str]:
+        ctx = rs._context(article("", text), {})
+        return {rs.rules[i].id for i in rs._candidates(ctx.matched)}
+
+    assert candidates("ban embargo film border pipe pipeline power cut duty") == {"d"}
+    assert candidates("oil") == {"a"}
+    assert candidates("troop") == {"b"}
+    assert candidates("gas") == candidates("grid") == {"c"}
+    assert candidates("tariff") == {"d"}
+    assert matched(rs, article("", "A ban on oil, troops at the border, gas pipe, tariff")) == [
+        "a",
+        "b",
+        "c",
+        "d",
+    ]
+
+
 def test_all_any_none_groups_nest() -> None:
     rs = ruleset(r={"topic": "t", "all": [{"any": ["troop", "army"]}, "border"], "none": ["scout"]})
     assert matched(rs, article("army at the border")) == ["r"]
