@@ -10,7 +10,6 @@ classifier-only rules). Character offsets are computed only for the atoms of mat
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from monitor.matchnodes import (
     Context,
     Node,
     compile_group,
+    hit_position,
     necessary_atoms,
     needs_term,
     new_tuple,
@@ -49,7 +49,6 @@ from monitor.types import Article, RuleMatch, TermHit
 
 MAX_HITS = 50  # evidence kept per rule
 _RULE_MATCH: Final[type[RuleMatch]] = RuleMatch  # a C static once compiled (see new_tuple)
-_POSITION = operator.itemgetter(0, 1)
 PAIRS_FROM = 24  # first words of phrases present from which the tokens are walked in order
 
 
@@ -463,15 +462,19 @@ class RuleSet:
     ) -> tuple[TermHit, ...]:
         if present is None:
             present = ctx.matched & c.positives
-        if len(present) == 1:  # one term: its evidence is in order already
+        labels = c.labels
+        # One term: its evidence is in order already, and at most HITS_PER_TERM a field, so
+        # under MAX_HITS.
+        if len(present) == 1:
             (atom,) = present
-            found = ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
-            return tuple(h for _f, _s, h in found[:MAX_HITS])
-        hits: list[tuple[int, int, TermHit]] = []
+            label = labels.get(atom)
+            return ctx.evidence(atom, self._atoms[atom].pattern if label is None else label)
+        hits: list[TermHit] = []
         for atom in sorted(present):
-            hits += ctx.evidence(atom, c.labels.get(atom, self._atoms[atom].pattern))
-        hits.sort(key=_POSITION)  # field, then offset (stable for ties)
-        return tuple(h for _f, _s, h in hits[:MAX_HITS])
+            label = labels.get(atom)
+            hits += ctx.evidence(atom, self._atoms[atom].pattern if label is None else label)
+        hits.sort(key=hit_position)  # field, then offset (stable for ties)
+        return tuple(hits[:MAX_HITS])
 
     def _explanation(self, c: CompiledRule, ctx: Context, article: Article) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": c.rule.id, "file": c.rule.file}

@@ -131,7 +131,7 @@ class Context:
     present: dict[str, set[str]] = field(default_factory=dict)  # field -> its tokens
     words: dict[str, list[str]] = field(default_factory=dict)  # field -> tokens in order
     _spans: dict[tuple[int, str], list[tuple[int, int]]] = field(default_factory=dict)
-    _evidence: dict[tuple[int, str], list[tuple[int, int, TermHit]]] = field(default_factory=dict)
+    _evidence: dict[tuple[int, str], tuple[TermHit, ...]] = field(default_factory=dict)
     _words: dict[str, Any] = field(default_factory=dict)  # field -> word_starts
     lowered: dict[str, str] = field(default_factory=dict)  # field -> its text lower-cased
     # field -> the tokens whose places a term's occurrences are found from: the forms of its
@@ -163,16 +163,16 @@ class Context:
                 return found[:limit]
         return self._find(atom, field_name, limit=limit)
 
-    def evidence(self, atom_id: int, label: str) -> list[tuple[int, int, TermHit]]:
-        """The first few occurrences of the atom in each of its fields, as (field rank, start,
-        hit); computed once per article for every rule that shares the term."""
+    def evidence(self, atom_id: int, label: str) -> tuple[TermHit, ...]:
+        """The first few occurrences of the atom in each of its fields, in field order, then by
+        offset; computed once per article for every rule that shares the term."""
         key = (atom_id, label)
         found = self._evidence.get(key)
         if found is None:
-            found = self._evidence[key] = []
+            hits: list[TermHit] = []
             atom = self.atoms[atom_id]
             found_in = self.found_in
-            for rank, field_name in atom.ranked:
+            for _rank, field_name in atom.ranked:
                 here = found_in.get(field_name)
                 if here is None or atom_id not in here:
                     continue
@@ -180,8 +180,8 @@ class Context:
                 if spans:
                     text = self.texts[field_name]
                     for start, end in spans:
-                        hit = _hit(field_name, label, start, end, text[start:end])
-                        found.append((rank, start, hit))
+                        hits.append(_hit(field_name, label, start, end, text[start:end]))
+            found = self._evidence[key] = tuple(hits)
         return found
 
     def confirm(self, atom_id: int, field_name: str) -> bool:
@@ -611,3 +611,8 @@ def necessary_atoms(node: Node) -> frozenset[int]:
     if isinstance(node, BoolNode) and node.op == "any":
         return frozenset().union(*(necessary_atoms(c) for c in node.children))
     raise ValueError("the condition can hold without any term")
+
+
+def hit_position(hit: TermHit) -> tuple[int, int]:
+    """Where a hit stands: its field's rank, then its offset (the order of a rule's evidence)."""
+    return FIELD_RANK[hit.field], hit.start

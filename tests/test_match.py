@@ -113,6 +113,11 @@ def test_evidence_is_each_terms_first_whole_word_occurrences() -> None:
     ]
 
 
+def test_one_terms_evidence_is_never_cut() -> None:
+    # A rule with one term returns that term's evidence as it is (match.RuleSet._hits).
+    assert matchnodes.HITS_PER_TERM * len(matchnodes.FIELDS) <= match.MAX_HITS
+
+
 def test_evidence_lists_fields_in_order_whatever_the_rule_says() -> None:
     rs = ruleset(r={"topic": "t", "any": [{"term": "ban", "fields": ["text", "title"]}]})
     hits = rs.match(article("A ban", "The ban"), {})[0].hits
