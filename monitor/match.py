@@ -81,6 +81,7 @@ class CompiledRule:
     labels: dict[int, str]
     feed_names: frozenset[str]
     feed_tags: frozenset[str]
+    feeds: bool  # has a feed selection (a native flag: no look at two sets per candidate)
     test: Predicate | None  # root.ev as one generated function
     # The condition is "any of these terms" and nothing else: it holds for every candidate (a
     # rule is a candidate when one of its terms is present), so a candidate needs no decide.
@@ -93,7 +94,7 @@ class CompiledRule:
     channels: tuple[str, ...]
 
     def applies_to(self, article: Article) -> bool:
-        if not self.feed_names and not self.feed_tags:
+        if not self.feeds:
             return True
         return article.source in self.feed_names or not self.feed_tags.isdisjoint(article.tags)
 
@@ -177,6 +178,8 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
     positives = positive_atoms(root) if root is not None else frozenset()
     positives |= {a for a, w in weights if w > 0}
     feeds = spec.feeds
+    feed_names = frozenset(feeds.names if feeds else ())
+    feed_tags = frozenset(feeds.tags if feeds else ())
     return CompiledRule(
         rule=rule,
         root=root,
@@ -184,8 +187,9 @@ def _compile_rule(rule: Rule, b: _Builder) -> CompiledRule:
         threshold=spec.threshold if spec.threshold is not None else 1.0,
         positives=frozenset(positives),
         labels=labels,
-        feed_names=frozenset(feeds.names if feeds else ()),
-        feed_tags=frozenset(feeds.tags if feeds else ()),
+        feed_names=feed_names,
+        feed_tags=feed_tags,
+        feeds=bool(feed_names or feed_tags),
         test=compile_predicate(root) if root is not None else None,
         implied=(
             not weights
