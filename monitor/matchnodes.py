@@ -65,7 +65,7 @@ class Atom:
     # phrase atoms: (first word, the words that can follow it): neighbouring tokens wherever the
     # phrase occurs
     pair: tuple[str, frozenset[str]] | None = None
-    ranked: tuple[tuple[int, str], ...] = ()  # (FIELD_RANK, field) of its fields, in rank order
+    ranked: tuple[str, ...] = ()  # its fields, in FIELD_RANK order (the order of its evidence)
 
 
 def rule_score(strength: float, probability: float) -> float:
@@ -91,8 +91,8 @@ def term_strength(terms: int) -> float:
     return _STRENGTH[min(terms, len(_STRENGTH) - 1)]
 
 
-def ranked_fields(fields: Sequence[str]) -> tuple[tuple[int, str], ...]:
-    return tuple(sorted((FIELD_RANK[f], f) for f in fields))
+def ranked_fields(fields: Sequence[str]) -> tuple[str, ...]:
+    return tuple(sorted(fields, key=FIELD_RANK.__getitem__))
 
 
 def _tuple_new(cls: type[Any], /, *items: object) -> Any:
@@ -172,7 +172,7 @@ class Context:
             hits: list[TermHit] = []
             atom = self.atoms[atom_id]
             found_in = self.found_in
-            for _rank, field_name in atom.ranked:
+            for field_name in atom.ranked:
                 here = found_in.get(field_name)
                 if here is None or atom_id not in here:
                     continue
