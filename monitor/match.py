@@ -2,10 +2,11 @@
 
 Every distinct term (after inflection) and regex of every rule becomes an *atom*, scoped to its
 fields. Per field one ``re2.Set`` holds the atoms of that field, so one pass over each field's text
-tells which atoms occur. Only *candidate* rules are then evaluated: the rules with at least one
-of their positive atoms present, plus the few that can match without any term (for example
-classifier-only rules). Character offsets are computed only for the atoms of matched rules (and for
-``near`` conditions, which need them). See docs/rules.md for the language and the score.
+tells which atoms occur. Only *candidate* rules are then evaluated: the rules with one of the
+atoms present that their condition cannot hold without (:func:`necessary_atoms`), plus the few
+that can match without any term (for example classifier-only rules). Character offsets are
+computed only for the atoms of matched rules (and for ``near`` conditions, which need them), and
+only in the fields where those atoms were found. See docs/rules.md for the language and the score.
 """
 
 from __future__ import annotations
@@ -482,7 +483,7 @@ class RuleSet:
 
     def _explanation(self, c: CompiledRule, ctx: Context, article: Article) -> dict[str, Any]:
         out: dict[str, Any] = {"rule": c.rule.id, "file": c.rule.file}
-        if c.feed_names or c.feed_tags:
+        if c.feeds:
             out["feeds"] = {"passed": c.applies_to(article)}
         if c.root is not None:
             out["conditions"] = c.root.trace(ctx, c.labels)
